@@ -1,0 +1,5 @@
+"""``python -m dtncloud.cli``: the ``dtncloud`` command."""
+
+from dtncloud.cli import main
+
+main()
