@@ -35,7 +35,14 @@ _SHORT_HEADS: tuple[tuple[bytes, ...], ...] = tuple(
 
 
 def head(major: int, value: int) -> bytes:
-    """The shortest-form (deterministic) CBOR head for ``major`` with argument ``value``."""
+    """The shortest-form (deterministic) CBOR head for ``major`` with argument ``value``.
+
+    Raises :class:`ValueError` unless ``0 <= value <= 2**64 - 1`` (a negative integer is
+    encoded as major type 1 with argument ``-1 - n``; that is the caller's job).
+    """
+    if value < 0:
+        # Without this check a negative value would index the table of short heads from its end.
+        raise ValueError(f"CBOR argument {value} is negative")
     if value < 24:
         return _SHORT_HEADS[major][value]
     mt = major << 5
@@ -244,7 +251,10 @@ def _decode_indefinite_string(
     return raw, pos
 
 
-def _decode_simple(buf: bytes | memoryview, pos: int, info: int, arg: int | None) -> tuple[Any, int]:
+def _decode_simple(
+    buf: bytes | memoryview, pos: int, info: int, arg: int | None
+) -> tuple[Any, int]:
+    """Major type 7: false, true, null, undefined and floats; other simple values are refused."""
     if arg is None:
         raise CborError("unexpected break code")
     if info == 25:
@@ -254,7 +264,17 @@ def _decode_simple(buf: bytes | memoryview, pos: int, info: int, arg: int | None
     if info == 27:
         value = struct.unpack(">d", bytes(buf[pos - 8 : pos]))[0]
         return (value if not math.isnan(value) else math.nan), pos
-    simple = {20: False, 21: True, 22: None, 23: UNDEFINED}.get(arg)
-    if arg in (20, 21, 22, 23):
-        return simple, pos
+    if info == 24 and arg < 32:
+        # RFC 8949 3.3: values below 32 take the one-byte form; f8 00..f8 1f is not well formed.
+        raise CborError(
+            f"unsupported CBOR simple value {arg} in two bytes (not well formed below 32)"
+        )
+    if arg == 20:
+        return False, pos
+    if arg == 21:
+        return True, pos
+    if arg == 22:
+        return None, pos
+    if arg == 23:
+        return UNDEFINED, pos
     raise CborError(f"unsupported CBOR simple value {arg}")

@@ -27,6 +27,17 @@ SCHEME_IPN = 2
 _DTN_NONE_CBOR = b"\x82\x01\x00"
 _DTN_PREFIX = b"\x82\x01"
 _IPN_PREFIX = b"\x82\x02\x82"
+# 2^64-1 has 20 decimal digits.
+_UINT64_DIGITS = len(str(MAX_UINT64))
+
+
+def _is_ascii_number(text: str) -> bool:
+    return text.isascii() and text.isdecimal()
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """``text`` shortened for an error message (hostile input can be arbitrarily long)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class EID:
@@ -216,9 +227,17 @@ class IpnEID(EID):
 
     @classmethod
     def from_ssp(cls, ssp: str) -> IpnEID:
+        """Parse ``NODE.SERVICE``: ASCII decimal digits only, each number at most 2^64-1."""
         node, dot, service = ssp.partition(".")
-        if not dot or not node.isdigit() or not service.isdigit() or not node.isascii():
-            raise InvalidEID(f"ipn:{ssp}: expected ipn:NODE.SERVICE with decimal numbers")
+        # isdecimal() alone admits other scripts' digits ("\u0661") and int() would also take
+        # signs, underscores and spaces, so both parts must be plain ASCII digits.
+        if not (dot and _is_ascii_number(node) and _is_ascii_number(service)):
+            raise InvalidEID(f"ipn:{_clip(ssp)}: expected ipn:NODE.SERVICE with decimal numbers")
+        # Check the length before int(): past 4300 digits int() raises a plain ValueError, and
+        # a number that long could never fit in 64 bits anyway. Leading zeros don't count.
+        node, service = node.lstrip("0") or "0", service.lstrip("0") or "0"
+        if len(node) > _UINT64_DIGITS or len(service) > _UINT64_DIGITS:
+            raise InvalidEID(f"ipn:{_clip(ssp)}: numbers must be 0..2^64-1")
         return cls(int(node), int(service))
 
     @property
@@ -275,8 +294,13 @@ class EidCache:
                 if hit is not None and scheme == SCHEME_IPN and type(scheme) is int:
                     return hit
         eid = EID.from_cbor(item, lenient=lenient)
+        if isinstance(eid, DtnEID) and eid.ssp != item[1]:
+            # A lenient rewrite of a pre-RFC form: the length is that of the form received,
+            # and it is not memoised (a strict decoder must still refuse it).
+            raw = len(item[1].encode("utf-8"))
+            return eid, 2 + head_len(raw) + raw
         entry = (eid, eid.cbor_length())
-        if isinstance(eid, DtnEID) and eid.ssp == item[1]:  # lenient rewrites are not memoised
+        if isinstance(eid, DtnEID):
             if len(self._dtn) >= self._limit:
                 self._dtn.clear()
                 self._dtn[0] = (DTN_NONE, 3)

@@ -14,11 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import cbor2
-
 from dtncloud.bpv7.flags import BlockFlag, BlockType, BundleFlag, CrcType
-from dtncloud.cborutil import MAX_UINT64, encode_uint
-from dtncloud.eid import DTN_NONE, EID
+from dtncloud.cborutil import (
+    MAJOR_TEXT,
+    MAJOR_UINT,
+    MAX_UINT64,
+    CborError,
+    DecodeBudget,
+    decode_item,
+    encode_uint,
+)
+from dtncloud.eid import DTN_NONE, EID, SCHEME_DTN, SCHEME_IPN
 from dtncloud.errors import InvalidBundle, InvalidEID
 
 PAYLOAD_BLOCK_NUMBER = 1
@@ -150,23 +156,87 @@ def hop_count_block(
     return CanonicalBlock(BlockType.HOP_COUNT, number, data, flags, crc_type)
 
 
+# -- reading the extension blocks --------------------------------------------------------------
+#
+# The block-type-specific data must be exactly one CBOR item: trailing bytes make the block
+# invalid (cbor2.loads would ignore them). Every bundle that has these blocks is checked on
+# receipt, so each reader first tries the encodings senders actually use with a few byte
+# comparisons, and hands anything else to the bounded decoder, which also words the errors.
+# The fast paths return only what the bounded decoder would give for the same bytes.
+
+
+def _head_at(data: bytes, pos: int, major: int) -> tuple[int, int] | None:
+    """``(argument, end)`` of a definite-length head of ``major`` at ``pos``, or None."""
+    if pos >= len(data):
+        return None
+    info = data[pos] - (major << 5)
+    if 0 <= info < 24:
+        return info, pos + 1
+    if 24 <= info <= 27:
+        end = pos + 1 + (1 << (info - 24))
+        if end <= len(data):
+            return int.from_bytes(data[pos + 1 : end], "big"), end
+    return None
+
+
 def _btsd(block: CanonicalBlock, what: str) -> object:
+    """The one CBOR item that the block's data consists of, read by the bounded decoder.
+
+    The largest item read here, an ipn EID, has five data items at nesting depth 2; the budget
+    leaves room for that and stops anything bigger at once.
+    """
+    data = block.data
     try:
-        return cbor2.loads(block.data)
-    except Exception as exc:  # cbor2 raises several unrelated classes
-        raise InvalidBundle(f"{what} block {block.number} does not hold valid CBOR") from exc
+        value, end = decode_item(data, 0, len(data), DecodeBudget(items=8, max_depth=2))
+    except CborError as exc:
+        raise InvalidBundle(f"{what} block {block.number} does not hold valid CBOR: {exc}") from exc
+    if end != len(data):
+        raise InvalidBundle(
+            f"{what} block {block.number} has {len(data) - end} bytes after its CBOR item"
+        )
+    return value
 
 
-def read_previous_node(block: CanonicalBlock) -> EID:
-    """The node ID held by a previous node block."""
+def _quick_eid_item(data: bytes) -> list[Any] | None:
+    """The decoded ``[scheme, SSP]`` of a plainly encoded EID, or None."""
+    if data[:3] == b"\x82\x02\x82":
+        node = _head_at(data, 3, MAJOR_UINT)
+        service = _head_at(data, node[1], MAJOR_UINT) if node else None
+        if node and service and service[1] == len(data):
+            return [SCHEME_IPN, [node[0], service[0]]]
+    elif data[:2] == b"\x82\x01":
+        if len(data) == 3 and data[2] == 0:
+            return [SCHEME_DTN, 0]
+        text = _head_at(data, 2, MAJOR_TEXT)
+        if text and text[1] + text[0] == len(data):
+            try:
+                return [SCHEME_DTN, data[text[1] :].decode("utf-8")]
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def read_previous_node(block: CanonicalBlock, lenient: bool = False) -> EID:
+    """The node ID held by a previous node block (InvalidBundle if it holds anything else).
+
+    ``lenient`` also accepts the pre-RFC ``dtn`` forms without ``//`` that
+    :meth:`EID.parse <dtncloud.eid.EID.parse>` accepts leniently (uD3TN sends them).
+    """
+    item = _quick_eid_item(block.data)
     try:
-        return EID.from_cbor(_btsd(block, "previous node"))
+        return EID.from_cbor(
+            item if item is not None else _btsd(block, "previous node"), lenient=lenient
+        )
     except InvalidEID as exc:
         raise InvalidBundle(f"previous node block {block.number}: {exc}") from exc
 
 
 def read_bundle_age(block: CanonicalBlock) -> int:
-    """The age in milliseconds held by a bundle age block."""
+    """The age in milliseconds held by a bundle age block (InvalidBundle if anything else)."""
+    data = block.data
+    age = _head_at(data, 0, MAJOR_UINT)
+    if age is not None and age[1] == len(data):
+        return age[0]
     value = _btsd(block, "bundle age")
     if type(value) is not int or not 0 <= value <= MAX_UINT64:
         raise InvalidBundle(f"bundle age block {block.number} must hold an unsigned integer")
@@ -174,7 +244,13 @@ def read_bundle_age(block: CanonicalBlock) -> int:
 
 
 def read_hop_count(block: CanonicalBlock) -> HopCount:
-    """The hop limit and count held by a hop count block."""
+    """The hop limit and count held by a hop count block (InvalidBundle if anything else)."""
+    data = block.data
+    if data[:1] == b"\x82":
+        limit = _head_at(data, 1, MAJOR_UINT)
+        count = _head_at(data, limit[1], MAJOR_UINT) if limit else None
+        if limit and count and count[1] == len(data):
+            return HopCount(limit[0], count[0])
     value = _btsd(block, "hop count")
     if (
         type(value) is not list

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -18,13 +19,35 @@ from dtncloud.bpv7.blocks import (
     read_previous_node,
 )
 from dtncloud.bpv7.flags import BlockFlag, BlockType, BundleFlag, CrcType
+from dtncloud.cborutil import MAX_UINT64
 from dtncloud.eid import DTN_NONE, EID, parse_eid
+from dtncloud.errors import CodecError
+
+
+class InvalidBundleId(CodecError, ValueError):
+    """Text that :meth:`BundleId.parse` cannot read as a bundle ID."""
+
+
+# What follows the last "@" of a bundle ID's text: creation time, sequence number and, for a
+# fragment, offset and payload length. ASCII digits only.
+_ID_TAIL = re.compile(r"(\d+)\.(\d+)(?:/(\d+)\+(\d+))?", re.ASCII)
+_UINT64_DIGITS = len(str(MAX_UINT64))
 
 
 @dataclass(frozen=True, slots=True)
 class BundleId:
     """What identifies a bundle (RFC 9171 section 4.2.6 and 5.9): the source node ID and the
-    creation timestamp, plus offset and payload length for a fragment."""
+    creation timestamp, plus offset and payload length for a fragment.
+
+    Its text form is ``SOURCE@TIME.SEQUENCE``, with ``/OFFSET+LENGTH`` appended for a
+    fragment::
+
+        dtn://sensor-7/@767880000000.0
+        ipn:10.0@755000000000.0/253+252
+
+    Everything after the last ``@`` is digits, so the text is unambiguous whatever the source
+    EID holds (a dtn EID may itself contain ``@``), and :meth:`parse` reads it back.
+    """
 
     source: EID
     creation_time: int
@@ -33,15 +56,54 @@ class BundleId:
     fragment_length: int | None = None
 
     def __str__(self) -> str:
-        text = f"{self.source}/{self.creation_time}.{self.sequence}"
+        text = f"{self.source}@{self.creation_time}.{self.sequence}"
         if self.fragment_offset is not None:
             text += f"/{self.fragment_offset}+{self.fragment_length}"
         return text
+
+    @classmethod
+    def parse(cls, text: str) -> BundleId:
+        """Read the text form back: ``BundleId.parse(str(bundle_id)) == bundle_id``.
+
+        Raises :class:`InvalidBundleId` (a :class:`~dtncloud.errors.CodecError` and a
+        :class:`ValueError`) saying what is wrong.
+        """
+        source, at, tail = text.rpartition("@")
+        match = _ID_TAIL.fullmatch(tail)
+        if not at or match is None:
+            raise InvalidBundleId(
+                f"{_clip(text)!r} is not a bundle ID (expected SOURCE@TIME.SEQUENCE, "
+                "such as ipn:10.0@755000000000.0, with /OFFSET+LENGTH for a fragment)"
+            )
+        time, sequence, offset, length = match.groups()
+        try:  # InvalidEID is a ValueError too
+            return cls(
+                EID.parse(source),
+                _id_number(time),
+                _id_number(sequence),
+                None if offset is None else _id_number(offset),
+                None if length is None else _id_number(length),
+            )
+        except ValueError as exc:
+            raise InvalidBundleId(f"{_clip(text)!r} is not a bundle ID: {exc}") from exc
 
     @property
     def whole(self) -> BundleId:
         """The ID of the original (unfragmented) bundle."""
         return BundleId(self.source, self.creation_time, self.sequence)
+
+
+def _id_number(digits: str) -> int:
+    # The length is checked before int(), which refuses over 4300 digits with a ValueError.
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > _UINT64_DIGITS or int(digits) > MAX_UINT64:
+        raise ValueError("its numbers must be 0..2^64-1")
+    return int(digits)
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    """``text`` shortened for an error message."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +218,14 @@ class Bundle:
 
     @property
     def previous_node(self) -> EID | None:
+        """The node ID in the previous node block, or None when there is none.
+
+        Read leniently: a bundle that only lenient decoding accepted (uD3TN writes
+        ``dtn:GS4`` here) still answers, and for a bundle that strict decoding accepted the
+        answer is the same. Checking the block is :func:`~dtncloud.bpv7.check_bundle`'s job.
+        """
         block = self.first_block_of_type(BlockType.PREVIOUS_NODE)
-        return read_previous_node(block) if block else None
+        return read_previous_node(block, lenient=True) if block else None
 
     @property
     def bundle_age(self) -> int | None:

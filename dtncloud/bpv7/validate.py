@@ -57,28 +57,35 @@ def check_rules(bundle: Bundle, lenient: bool) -> None:
         raise InvalidBundle("the last block must be the payload block, numbered 1")
     flags = int(primary.flags)
     anonymous = type(primary.source) is DtnNone
-    restricted = (anonymous or flags & _ADMIN_RECORD) and not lenient
+    restricted = bool(anonymous or flags & _ADMIN_RECORD) and not lenient
     if restricted and int(last.flags) & _REPORT_IF_UNPROCESSABLE:
         raise InvalidBundle(_report_flag_message(last.number, anonymous))
     has_bundle_age = False
     if len(blocks) > 1:
-        has_bundle_age = _check_extension_blocks(blocks, restricted, anonymous)
+        has_bundle_age = _check_extension_blocks(blocks, restricted, anonymous, lenient)
 
-    if bool(flags & _IS_FRAGMENT) != (primary.fragment_offset is not None):
-        raise InvalidBundle("the is-fragment flag and the fragment fields disagree")
-    if primary.fragment_offset is not None:
-        if primary.fragment_offset + len(last.data) > (primary.total_adu_length or 0):
+    offset = primary.fragment_offset
+    if offset is None:
+        if flags & _IS_FRAGMENT:
+            raise InvalidBundle("the is-fragment flag is set but the fragment fields are missing")
+    else:
+        if not flags & _IS_FRAGMENT:
+            raise InvalidBundle("fragment fields are present but the is-fragment flag is clear")
+        if offset + len(last.data) > (primary.total_adu_length or 0):
             raise InvalidBundle("fragment extends beyond the total ADU length")
         if flags & _MUST_NOT_FRAGMENT:
             raise InvalidBundle("a fragment cannot be flagged must-not-fragment")
     if not lenient:
-        if anonymous and not flags & _MUST_NOT_FRAGMENT:
-            raise InvalidBundle("an anonymous bundle (source dtn:none) must be must-not-fragment")
-        if (anonymous or flags & _ADMIN_RECORD) and flags & _REPORTS:
-            raise InvalidBundle(
-                "an anonymous or administrative-record bundle must not request status reports"
-            )
-        if primary.creation_time == 0 and not has_bundle_age:
+        if anonymous or flags & _ADMIN_RECORD:
+            if anonymous and not flags & _MUST_NOT_FRAGMENT:
+                raise InvalidBundle(
+                    "an anonymous bundle (source dtn:none) must be must-not-fragment"
+                )
+            if flags & _REPORTS:
+                raise InvalidBundle(
+                    "an anonymous or administrative-record bundle must not request status reports"
+                )
+        if not primary.creation_time and not has_bundle_age:
             raise InvalidBundle("creation time 0 (no accurate clock) needs a bundle age block")
         if not primary.crc_type and not _bib_covers_primary(bundle):
             raise InvalidBundle("the primary block needs a CRC unless a BIB covers it")
@@ -90,7 +97,7 @@ def _report_flag_message(number: int, anonymous: bool) -> str:
 
 
 def _check_extension_blocks(
-    blocks: tuple[CanonicalBlock, ...], restricted: bool, anonymous: bool
+    blocks: tuple[CanonicalBlock, ...], restricted: bool, anonymous: bool, lenient: bool
 ) -> bool:
     """Rules on the blocks before the payload; returns whether a bundle age block is present."""
     numbers = {PAYLOAD_BLOCK_NUMBER}
@@ -112,7 +119,7 @@ def _check_extension_blocks(
             raise InvalidBundle("a bundle has exactly one payload block, and it comes last")
         if code == 0:
             raise InvalidBundle(f"block {number} has the reserved type code 0")
-        if code == _PREVIOUS_NODE or code == _BUNDLE_AGE or code == _HOP_COUNT:
+        if code in (_PREVIOUS_NODE, _BUNDLE_AGE, _HOP_COUNT):
             if any(other.type_code == code for other in known):
                 raise InvalidBundle(f"more than one {BlockType(code).name} block")
             known.append(block)
@@ -129,7 +136,7 @@ def _check_extension_blocks(
         if block.number in encrypted:
             continue
         if code == _PREVIOUS_NODE:
-            read_previous_node(block)
+            read_previous_node(block, lenient)
         elif code == _BUNDLE_AGE:
             read_bundle_age(block)
         else:

@@ -194,8 +194,15 @@ def test_serialize_bundle7_example() -> None:
     """One fixed example, readable when the generated ones fail."""
     data = bytes(
         pyd3tn_bundle7.serialize_bundle7(
-            "dtn://sender/", "ipn:2.1", b"hello", creation_timestamp=1_700_000_000,
-            sequence_number=7, lifetime=3600, hop_limit=16, bundle_age=5, previous_node_eid="ipn:9.0",
+            "dtn://sender/",
+            "ipn:2.1",
+            b"hello",
+            creation_timestamp=1_700_000_000,
+            sequence_number=7,
+            lifetime=3600,
+            hop_limit=16,
+            bundle_age=5,
+            previous_node_eid="ipn:9.0",
         )
     )
     bundle = decode_bundle(data)
@@ -253,7 +260,10 @@ def test_bundles_we_encode_parse_in_pyd3tn_to_the_same_fields(bundle: Bundle) ->
 def test_pyd3tn_rejects_what_it_does_not_support() -> None:
     """The limits this module works around are real (if pyd3tn lifts them, widen the tests)."""
     unknown = Bundle.create(
-        source="ipn:1.1", destination="ipn:2.1", payload=b"x", creation_time=10**12,
+        source="ipn:1.1",
+        destination="ipn:2.1",
+        payload=b"x",
+        creation_time=10**12,
         extension_blocks=[CanonicalBlock(200, 0, b"")],
     )
     with pytest.raises(ValueError):
@@ -267,7 +277,11 @@ def test_flags_survive_pyd3tn_for_each_defined_bit() -> None:
         if flag in (BundleFlag.NONE, BundleFlag.REPORTS, BundleFlag.IS_FRAGMENT):
             continue
         bundle = Bundle.create(
-            source="ipn:1.1", destination="ipn:2.1", payload=b"x", creation_time=10**12, flags=flag,
+            source="ipn:1.1",
+            destination="ipn:2.1",
+            payload=b"x",
+            creation_time=10**12,
+            flags=flag,
         )
         if flag == BundleFlag.ADMIN_RECORD:
             bundle = bundle.with_primary(flags=flag)

@@ -117,7 +117,9 @@ def test_flipped_bits(bundle: Bundle, data: st.DataObject) -> None:
 
 
 @given(bundles(all_crcs=True), st.data())
-def test_corruption_inside_a_crc_protected_block_is_detected(bundle: Bundle, data: st.DataObject) -> None:
+def test_corruption_inside_a_crc_protected_block_is_detected(
+    bundle: Bundle, data: st.DataObject
+) -> None:
     """With a CRC on every block, any change of up to 8 bits inside one block is refused
     (both CRCs detect every burst of 16 bits or fewer)."""
     assert bundle.primary.crc_type != CrcType.NONE

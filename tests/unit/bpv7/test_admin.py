@@ -94,7 +94,7 @@ def test_status_report_vector_details() -> None:
     assert report.delivered == report.deleted == NOT_ASSERTED
     # uD3TN puts the full source EID (not just the node ID) in the report; we keep it as sent.
     assert str(report.subject_source) == "ipn:243.350"
-    assert str(report.subject_id) == "ipn:243.0/1000.0"
+    assert str(report.subject_id) == "ipn:243.0@1000.0"
 
 
 def test_bibe_vector() -> None:

@@ -205,12 +205,12 @@ def test_admin_records_are_decoded(run: Run) -> None:
     assert text.exit_code == 0, text.stderr
     assert "administrative record: bundle status report" in text.stdout
     assert "delivered  yes" in text.stdout
-    assert f"subject    ipn:1.0/{CREATED_MS}.4" in text.stdout
+    assert f"subject    ipn:1.0@{CREATED_MS}.4" in text.stdout
     as_json = json.loads(run("bundle", "inspect", "--json", "report.bundle").stdout)
     record = as_json["admin_record"]
     assert record["record"] == "StatusReport"
     assert record["delivered"] == {"asserted": True, "time": None}
-    assert record["subject_id"] == f"ipn:1.0/{CREATED_MS}.4"
+    assert record["subject_id"] == f"ipn:1.0@{CREATED_MS}.4"
 
 
 def test_bpv6_bundles_are_recognised(run: Run, tmp_path: Path) -> None:
