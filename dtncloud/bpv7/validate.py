@@ -57,7 +57,7 @@ def check_rules(bundle: Bundle, lenient: bool) -> None:
         raise InvalidBundle("the last block must be the payload block, numbered 1")
     flags = int(primary.flags)
     anonymous = type(primary.source) is DtnNone
-    restricted = bool(anonymous or flags & _ADMIN_RECORD) and not lenient
+    restricted = not lenient and (anonymous or flags & _ADMIN_RECORD != 0)
     if restricted and int(last.flags) & _REPORT_IF_UNPROCESSABLE:
         raise InvalidBundle(_report_flag_message(last.number, anonymous))
     has_bundle_age = False

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from dtncloud.bpv7 import (
     BlockFlag,
-    BlockType,
     Bundle,
     BundleFlag,
     CanonicalBlock,
@@ -299,4 +298,3 @@ def test_block_types_without_a_dissector_only_give_the_harmless_warning() -> Non
     (result,) = tshark.dissect_bpv7([encode_bundle(bundle)])
     assert_tshark_agrees(result, bundle)
     assert {item.key for item in result.expert} == {"bpv7.sub_type_unknown"}
-    assert BlockType.PAYLOAD in [b.type_code for b in bundle.blocks]

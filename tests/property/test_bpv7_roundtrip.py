@@ -31,7 +31,7 @@ from dtncloud.bpv7 import (
     read_previous_node,
 )
 from dtncloud.bpv7.flags import BlockType
-from dtncloud.eid import EID
+from dtncloud.eid import EID, EidCache
 from tests.strategies import (
     bundles,
     eids,
@@ -50,6 +50,18 @@ def test_decode_inverts_encode(bundle: Bundle) -> None:
     assert decoded == bundle
     assert decoded.blocks == bundle.blocks  # wire order kept
     assert decode_bundle(data, lenient=True) == bundle
+
+
+@given(bundles())
+def test_fast_and_general_paths_agree(bundle: Bundle) -> None:
+    """The decoder's fast path only takes bundles whose EIDs its memo has met; the first
+    decoding with an empty memo goes the general way, the second the fast way."""
+    data = encode_bundle(bundle)
+    memo = EidCache()
+    first = decode_bundle(data, eid_cache=memo)
+    second = decode_bundle(data, eid_cache=memo)
+    assert first == second == bundle
+    assert decode_bundle(data, lenient=True, eid_cache=memo) == bundle
 
 
 @given(bundles())
