@@ -96,9 +96,8 @@ def decode_bundle(
         if type(items) is list:
             if len(items) > max_blocks:
                 raise BundleTooLarge(f"bundle has more than {max_blocks} blocks")
-            bundle = decode_regular(items, data, eid_cache)
+            bundle = decode_regular(items, data, eid_cache, lenient)
             if bundle is not None:
-                check_rules(bundle, lenient)
                 return bundle
     items, extents = _walk(data, max_blocks)
     bundle, crcs = _build(items, lenient, eid_cache)

@@ -8,10 +8,17 @@ and :mod:`dtncloud.bpv7.decode` takes its general path, which says precisely wha
 The validity rules of RFC 9171 are left to the caller.
 
 How block extents are found without a position-aware parser: each block's deterministic
-encoded length follows from its decoded values, and every non-deterministic form of a value
-is longer than the deterministic one. So the lengths add up to the input's length exactly
-when the whole input is deterministic, and only then are the extents used for the CRCs right.
-A CRC mismatch found before that check merely sends the input down the general path.
+encoded length follows from its decoded values, and a non-deterministic form of a value is
+longer than the deterministic one. So when the lengths add up to the input's length, the
+input is deterministic and the computed extents are the blocks' own. One thing breaks that
+argument: cbor2 also resolves shared values (tags 28/29) and string references (tags
+256/25), with which a value can be written *shorter*, and a long form elsewhere can make up
+the difference. Such a pair shifts a block boundary, so every boundary is also checked where
+it is cheap to: the array head where each block starts and the bstr head of each CRC. A CRC
+mismatch, or any failed check, merely sends the input down the general path, which is exact.
+(An input built to pass these checks with shifted boundaries would only have its CRCs read
+over the wrong bytes; CRCs guard against accidents, not adversaries, and dtncloud re-encodes
+every bundle it forwards with fresh CRCs.)
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from dtncloud.bpv7.blocks import CanonicalBlock, PrimaryBlock
 from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.crc import crc16_x25
 from dtncloud.bpv7.flags import BlockFlag, BundleFlag, CrcType
-from dtncloud.eid import EidCache
+from dtncloud.bpv7.validate import check_rules
+from dtncloud.eid import DTN_NONE, EidCache
 
 _MAX_UINT64 = 0xFFFF_FFFF_FFFF_FFFF
 _CRC_TYPES = (CrcType.NONE, CrcType.CRC16, CrcType.CRC32C)
@@ -33,15 +41,12 @@ _ZERO4 = b"\x00\x00\x00\x00"
 # Identity checks against these small ints keep CBOR booleans and bignums out (True == 1);
 # were CPython ever to stop sharing small ints, the check would only fail towards the
 # general path, never accept something wrong.
-_SHARED_VALUE = b"\xd8\x1c"  # tag 28: every shared reference needs one before it
-_STRINGREF_NAMESPACE = b"\xd9\x01\x00"  # tag 256
 _DTN_SCHEME = 1
 _IPN_SCHEME = 2
 
 _crc32c = _crc32c_lib.crc32c
 _crc16 = crc16_x25
 _from_bytes = int.from_bytes
-_find = bytes.find
 # Bypass the NamedTuple and dataclass constructors: every field has been checked here.
 _new_tuple = tuple.__new__
 _new_object = object.__new__
@@ -59,9 +64,10 @@ def _head_len(value: int) -> int:
     # fmt: on
 
 
-def decode_regular(items: list[Any], data: bytes, eids: EidCache) -> Bundle | None:
-    """The bundle ``data`` holds, given ``items = cbor2.loads(data)``, or ``None`` if the
-    input is not of the regular shape or a CRC does not match."""
+def decode_regular(items: list[Any], data: bytes, eids: EidCache, lenient: bool) -> Bundle | None:
+    """The bundle ``data`` holds, given ``items = cbor2.loads(data)``, checked against the
+    validity rules; or ``None`` if the input is not of the regular shape or a CRC does not
+    match. Raises :class:`~dtncloud.errors.InvalidBundle` for a bundle that breaks a rule."""
     if len(items) < 2:
         return None
     item = items[0]
@@ -167,12 +173,23 @@ def decode_regular(items: list[Any], data: bytes, eids: EidCache) -> Bundle | No
         return None
 
     end = 1 + length + dst_len + src_len + rpt_len
+    # Boundary checks (see the module docstring): the array head where the block starts, the
+    # CRC's bstr head where its value starts.
+    if data[1] != 0x80 + fields:
+        return None
     view = memoryview(data)
     if crc_type == 2:
+        if data[end - 5] != 0x44:
+            return None
         if _crc32c(_ZERO4, _crc32c(view[1 : end - 4])) != _from_bytes(crc, "big"):
             return None
-    elif crc_type == 1 and _crc16(_ZERO2, _crc16(view[1 : end - 2])) != _from_bytes(crc, "big"):
-        return None
+    elif crc_type == 1:
+        if data[end - 3] != 0x42:
+            return None
+        if _crc16(_ZERO2, _crc16(view[1 : end - 2])) != _from_bytes(crc, "big"):
+            return None
+    primary_flags = flags
+    primary_crc_type = crc_type
     bundle_flags = _bundle_flag(flags)
     if bundle_flags is None:
         bundle_flags = BundleFlag(flags)
@@ -206,6 +223,8 @@ def decode_regular(items: list[Any], data: bytes, eids: EidCache) -> Bundle | No
         if combined < 0 or combined > _MAX_UINT64:
             return None
         start = end
+        if data[start] != 0x80 + fields:
+            return None
         size = len(btsd)
         # fmt: off
         end += (
@@ -220,12 +239,16 @@ def decode_regular(items: list[Any], data: bytes, eids: EidCache) -> Bundle | No
             if type(crc) is not bytes or len(crc) != 4:
                 return None
             end += 5
+            if data[end - 5] != 0x44:
+                return None
             if _crc32c(_ZERO4, _crc32c(view[start : end - 4])) != _from_bytes(crc, "big"):
                 return None
         elif crc_type == 1:
             if type(crc) is not bytes or len(crc) != 2:
                 return None
             end += 3
+            if data[end - 3] != 0x42:
+                return None
             if _crc16(_ZERO2, _crc16(view[start : end - 2])) != _from_bytes(crc, "big"):
                 return None
         elif crc_type != 0 or crc is not None:
@@ -238,22 +261,19 @@ def decode_regular(items: list[Any], data: bytes, eids: EidCache) -> Bundle | No
         )
     if end + 1 != len(data):
         return None  # not deterministic: the extents above were not the blocks' own
-    # cbor2 resolves shared-value references (tag 29, marked by tag 28) and string references
-    # (tag 25, inside tag 256), which can make an encoding shorter than the deterministic one
-    # and so defeat the length check. Their heads cannot stand inside the payload's bytes, so
-    # look for them before those, and check that the payload CRC's own head is where it
-    # should be after them. Only the deterministic heads are looked for: a bundle crafted
-    # with long-form tag heads could still have its CRCs checked over shifted bytes, which
-    # matters to no one (CRCs guard against accidents, not adversaries, and every bundle is
-    # re-encoded with fresh CRCs when forwarded).
-    if crc is not None and data[end - len(crc) - 1] != 0x40 + len(crc):
-        return None
-    data_start = end - size - (len(crc) + 1 if crc is not None else 0)
-    if _find(data, _SHARED_VALUE, 0, data_start) >= 0:
-        return None
-    if _find(data, _STRINGREF_NAMESPACE, 0, data_start) >= 0:
-        return None
     bundle = _new_object(Bundle)
     _set_primary(bundle, primary)
     _set_blocks(bundle, tuple(blocks))
+    # validate.is_plainly_valid, inlined on the values at hand: for this most common shape
+    # every rule holds, and check_rules would only cost time.
+    if not (
+        len(blocks) == 1
+        and type_code == 1
+        and number == 1
+        and not primary_flags & 3  # neither a fragment nor an administrative record
+        and created
+        and primary_crc_type
+        and src_eid is not DTN_NONE
+    ):
+        check_rules(bundle, lenient)
     return bundle

@@ -46,6 +46,30 @@ def check_bundle(bundle: Bundle, *, lenient: bool = False) -> None:
     check_rules(bundle, lenient)
 
 
+def is_plainly_valid(bundle: Bundle) -> bool:
+    """Whether ``bundle`` is of the shape for which every rule below holds trivially: a
+    primary block and a payload block numbered 1 and nothing else, not a fragment, not an
+    administrative record, from a named source, with a creation time and a primary CRC.
+
+    The decoder's hot path (``fastdecode``) evaluates this same condition inline on the
+    values it has in hand and skips :func:`check_rules` when it holds. Keep the two in step:
+    a rule that such a bundle could break belongs here as well. A property test checks that
+    :func:`check_bundle` accepts every bundle for which this returns True.
+    """
+    primary = bundle.primary
+    blocks = bundle.blocks
+    return (
+        len(blocks) == 1
+        and blocks[0].type_code == _PAYLOAD
+        and blocks[0].number == PAYLOAD_BLOCK_NUMBER
+        and not int(primary.flags) & (_IS_FRAGMENT | _ADMIN_RECORD)
+        and primary.fragment_offset is None
+        and type(primary.source) is not DtnNone
+        and primary.creation_time != 0
+        and primary.crc_type != 0
+    )
+
+
 def check_rules(bundle: Bundle, lenient: bool) -> None:
     """:func:`check_bundle` with positional arguments, for the decoder's hot path."""
     primary = bundle.primary
