@@ -51,7 +51,15 @@ def payload_block(data: bytes, flags: BlockFlag = BlockFlag.NONE) -> CanonicalBl
 class BundleId:
     """What identifies a BPv6 bundle (RFC 5050 3.1): source EID and creation timestamp, plus
     fragment offset and payload length for a fragment. Custody signals and status reports
-    name their subject by these fields."""
+    name their subject by these fields.
+
+    Its text form is the one BPv7's :class:`~dtncloud.bpv7.BundleId` uses,
+    ``SOURCE@TIME.SEQUENCE`` with ``/OFFSET+LENGTH`` appended for a fragment (here TIME is in
+    seconds, as RFC 5050 counts it)::
+
+        ipn:11.64@731539820.377
+        dtn://c/d@1000.2/300+5
+    """
 
     source: str
     creation_time: int
@@ -60,7 +68,7 @@ class BundleId:
     fragment_length: int | None = None
 
     def __str__(self) -> str:
-        text = f"{self.source}/{self.creation_time}.{self.sequence}"
+        text = f"{self.source}@{self.creation_time}.{self.sequence}"
         if self.fragment_offset is not None:
             text += f"/{self.fragment_offset}+{self.fragment_length}"
         return text

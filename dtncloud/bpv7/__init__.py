@@ -8,6 +8,28 @@ fragmentation.
 True
 """
 
+from dtncloud.bpv7.admin import (
+    DEFAULT_ADMIN_RECORD_TYPES,
+    ION_ADMIN_RECORD_TYPES,
+    NOT_ASSERTED,
+    AdminRecord,
+    AdminRecordTypes,
+    StatusItem,
+    StatusReport,
+    UnknownAdminRecord,
+    admin_bundle,
+    decode_admin_record,
+    encode_admin_record,
+    make_status_report,
+    read_admin_record,
+)
+from dtncloud.bpv7.bibe import (
+    BibePdu,
+    CustodyDisposition,
+    CustodySignal,
+    bibe_encapsulate,
+    custody_signal_for,
+)
 from dtncloud.bpv7.blocks import (
     PAYLOAD_BLOCK_NUMBER,
     CanonicalBlock,
@@ -21,7 +43,7 @@ from dtncloud.bpv7.blocks import (
     read_hop_count,
     read_previous_node,
 )
-from dtncloud.bpv7.bundle import Bundle, BundleId
+from dtncloud.bpv7.bundle import Bundle, BundleId, InvalidBundleId
 from dtncloud.bpv7.decode import DEFAULT_MAX_BLOCKS, DEFAULT_MAX_BUNDLE_SIZE, decode_bundle
 from dtncloud.bpv7.encode import (
     encode_block,
@@ -37,12 +59,26 @@ from dtncloud.bpv7.flags import (
     CrcType,
     StatusReportReason,
 )
-from dtncloud.bpv7.validate import check_bundle
+from dtncloud.bpv7.fragment import (
+    FragmentCollector,
+    InconsistentFragments,
+    MissingFragments,
+    fragment_bundle,
+    reassemble,
+    split_at,
+)
+from dtncloud.bpv7.validate import check_bundle, is_plainly_valid
 
 __all__ = [
+    "DEFAULT_ADMIN_RECORD_TYPES",
     "DEFAULT_MAX_BLOCKS",
     "DEFAULT_MAX_BUNDLE_SIZE",
+    "ION_ADMIN_RECORD_TYPES",
+    "NOT_ASSERTED",
     "PAYLOAD_BLOCK_NUMBER",
+    "AdminRecord",
+    "AdminRecordTypes",
+    "BibePdu",
     "BlockFlag",
     "BlockType",
     "Bundle",
@@ -50,21 +86,41 @@ __all__ = [
     "BundleId",
     "CanonicalBlock",
     "CrcType",
+    "CustodyDisposition",
+    "CustodySignal",
+    "FragmentCollector",
     "HopCount",
+    "InconsistentFragments",
+    "InvalidBundleId",
+    "MissingFragments",
     "PrimaryBlock",
+    "StatusItem",
+    "StatusReport",
     "StatusReportReason",
+    "UnknownAdminRecord",
+    "admin_bundle",
+    "bibe_encapsulate",
     "bundle_age_block",
     "check_bundle",
+    "custody_signal_for",
+    "decode_admin_record",
     "decode_bundle",
+    "encode_admin_record",
     "encode_block",
     "encode_block_header",
     "encode_bundle",
     "encode_primary",
     "encoded_size",
+    "fragment_bundle",
     "hop_count_block",
+    "is_plainly_valid",
+    "make_status_report",
     "payload_block",
     "previous_node_block",
+    "read_admin_record",
     "read_bundle_age",
     "read_hop_count",
     "read_previous_node",
+    "reassemble",
+    "split_at",
 ]

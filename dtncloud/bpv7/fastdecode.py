@@ -32,7 +32,8 @@ from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.crc import crc16_x25
 from dtncloud.bpv7.flags import BlockFlag, BundleFlag, CrcType
 from dtncloud.bpv7.validate import check_rules
-from dtncloud.eid import DTN_NONE, EidCache
+from dtncloud.eid import DTN_NONE, EID, EidCache
+from dtncloud.errors import InvalidEID
 
 _MAX_UINT64 = 0xFFFF_FFFF_FFFF_FFFF
 _CRC_TYPES = (CrcType.NONE, CrcType.CRC16, CrcType.CRC32C)
@@ -62,6 +63,15 @@ def _head_len(value: int) -> int:
     return (1 if value < 24 else 2 if value < 0x100 else 3 if value < 0x10000
             else 5 if value < 0x1_0000_0000 else 9)
     # fmt: on
+
+
+def _memoise(eids: EidCache, item: Any) -> tuple[EID, int] | None:
+    """Decode and memoise an EID the memo has not met (strictly: ``None`` if invalid, and the
+    general path then explains, or accepts a lenient form)."""
+    try:
+        return eids.lookup(item)
+    except InvalidEID:
+        return None
 
 
 def decode_regular(items: list[Any], data: bytes, eids: EidCache, lenient: bool) -> Bundle | None:
@@ -129,7 +139,7 @@ def decode_regular(items: list[Any], data: bytes, eids: EidCache, lenient: bool)
     elif crc_type != 0 or crc is not None:
         return None
 
-    # EIDs come from the memo; a miss takes the general path once, which memoises them.
+    # EIDs come from the memo; one it has not met is decoded and memoised once.
     dtn_get = eids.dtn_get
     ipn_get = eids.ipn_get
     try:
@@ -142,7 +152,9 @@ def decode_regular(items: list[Any], data: bytes, eids: EidCache, lenient: bool)
         else:
             return None
         if hit is None:
-            return None
+            hit = _memoise(eids, dst)
+            if hit is None:
+                return None
         dst_eid, dst_len = hit
         scheme, ssp = src
         kind = type(ssp)
@@ -153,7 +165,9 @@ def decode_regular(items: list[Any], data: bytes, eids: EidCache, lenient: bool)
         else:
             return None
         if hit is None:
-            return None
+            hit = _memoise(eids, src)
+            if hit is None:
+                return None
         src_eid, src_len = hit
         if rpt == src:
             rpt_eid, rpt_len = src_eid, src_len
@@ -167,7 +181,9 @@ def decode_regular(items: list[Any], data: bytes, eids: EidCache, lenient: bool)
             else:
                 return None
             if hit is None:
-                return None
+                hit = _memoise(eids, rpt)
+                if hit is None:
+                    return None
             rpt_eid, rpt_len = hit
     except (TypeError, ValueError, IndexError):  # an EID that is not a 2-item list
         return None

@@ -307,10 +307,11 @@ def _encrypted_blocks(bundle: Bundle) -> dict[int, int]:
     return owners
 
 
-def _extension_contents(block: CanonicalBlock) -> dict[str, Any]:
+def _extension_contents(block: CanonicalBlock, lenient: bool) -> dict[str, Any]:
     try:
         if block.type_code == BlockType.PREVIOUS_NODE:
-            return {"previous_node": str(read_previous_node(block))}
+            # The bundle decoded leniently reads its previous node leniently too (uD3TN).
+            return {"previous_node": str(read_previous_node(block, lenient=lenient))}
         if block.type_code == BlockType.BUNDLE_AGE:
             return {"bundle_age": read_bundle_age(block)}
         if block.type_code == BlockType.HOP_COUNT:
@@ -324,8 +325,11 @@ def _extension_contents(block: CanonicalBlock) -> dict[str, Any]:
     return {}
 
 
-def bundle_json(bundle: Bundle, data: bytes) -> dict[str, Any]:
-    """The JSON object ``inspect --json`` prints for a BPv7 bundle (``data``: its encoding)."""
+def bundle_json(bundle: Bundle, data: bytes, *, lenient: bool = False) -> dict[str, Any]:
+    """The JSON object ``inspect --json`` prints for a BPv7 bundle (``data``: its encoding).
+
+    ``lenient``: read extension blocks in the pre-RFC forms that lenient decoding accepts.
+    """
     p = bundle.primary
     encrypted = _encrypted_blocks(bundle)
     blocks = []
@@ -341,7 +345,7 @@ def bundle_json(bundle: Bundle, data: bytes) -> dict[str, Any]:
         if block.number in encrypted:
             entry["encrypted_by"] = encrypted[block.number]
         else:
-            entry.update(_extension_contents(block))
+            entry.update(_extension_contents(block, lenient))
         blocks.append(entry)
     payload = bundle.payload
     result: dict[str, Any] = {
@@ -372,8 +376,8 @@ def bundle_json(bundle: Bundle, data: bytes) -> dict[str, Any]:
     return result
 
 
-def describe_bundle(bundle: Bundle, data: bytes, name: str) -> list[str]:
-    """A readable multi-line dump of a BPv7 bundle."""
+def describe_bundle(bundle: Bundle, data: bytes, name: str, *, lenient: bool = False) -> list[str]:
+    """A readable multi-line dump of a BPv7 bundle (``lenient`` as for :func:`bundle_json`)."""
     p = bundle.primary
     encrypted = _encrypted_blocks(bundle)
     lines = [
@@ -409,7 +413,7 @@ def describe_bundle(bundle: Bundle, data: bytes, name: str) -> list[str]:
         if block.number in encrypted:
             lines.append(f"  encrypted by block {encrypted[block.number]} (BCB)")
             continue
-        lines.extend(_block_lines(block))
+        lines.extend(_block_lines(block, lenient))
     if p.is_admin_record and 1 not in encrypted and not p.is_fragment:
         record, problem = decode_admin(bundle.payload)
         if record is None:
@@ -419,13 +423,13 @@ def describe_bundle(bundle: Bundle, data: bytes, name: str) -> list[str]:
     return lines
 
 
-def _block_lines(block: CanonicalBlock) -> list[str]:
+def _block_lines(block: CanonicalBlock, lenient: bool) -> list[str]:
     if block.type_code == BlockType.PAYLOAD:
         return [
             f"  sha256 {hashlib.sha256(block.data).hexdigest()}",
             f"  preview {payload_preview(block.data)}",
         ]
-    contents = _extension_contents(block)
+    contents = _extension_contents(block, lenient)
     if "error" in contents:
         return [f"  cannot read: {contents['error']}"]
     if "previous_node" in contents:

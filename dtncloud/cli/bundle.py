@@ -188,8 +188,8 @@ def _inspect_one(data: bytes, name: str, as_json: bool, lenient: bool, max_size:
             raise
         raise type(exc)(f"{exc}; --lenient accepts it", reason=exc.reason) from exc
     if as_json:
-        return {"file": name, **bundle_json(decoded, data)}
-    return describe_bundle(decoded, data, name)
+        return {"file": name, **bundle_json(decoded, data, lenient=lenient)}
+    return describe_bundle(decoded, data, name, lenient=lenient)
 
 
 def _lenient_accepts(data: bytes, max_size: int) -> bool:

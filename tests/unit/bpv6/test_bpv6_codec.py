@@ -18,6 +18,8 @@ from dtncloud.bpv6 import (
     encode_bundle,
     payload_block,
 )
+from dtncloud.bpv7 import BundleId as BundleIdV7
+from dtncloud.eid import EID
 from dtncloud.errors import BundleEncodeError
 
 # A bundle worked out by hand from RFC 5050 4.5: the dictionary holds "dtn" once, and the
@@ -64,7 +66,7 @@ def test_decode_literal() -> None:
     assert not bundle.cbhe
     assert bundle.payload == b"hello"
     assert bundle.bundle_id == BundleId("dtn://c/d", 1000, 2)
-    assert str(bundle.bundle_id) == "dtn://c/d/1000.2"
+    assert str(bundle.bundle_id) == "dtn://c/d@1000.2"
 
 
 def test_decode_accepts_bytearray_and_memoryview() -> None:
@@ -140,7 +142,17 @@ def test_fragment_fields() -> None:
     assert decoded == fragment
     assert decoded.is_fragment
     assert decoded.bundle_id == BundleId("dtn://c/d", 1000, 2, 300, 5)
-    assert str(decoded.bundle_id) == "dtn://c/d/1000.2/300+5"
+    assert str(decoded.bundle_id) == "dtn://c/d@1000.2/300+5"
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"), [("ipn:10.0", ()), ("dtn://c/d", ()), ("ipn:10.0", (253, 252))]
+)
+def test_bundle_id_text_matches_bpv7(source: str, fragment: tuple[int, ...]) -> None:
+    v6 = BundleId(source, 755000000, 7, *fragment)
+    v7 = BundleIdV7(EID.parse(source), 755000000, 7, *fragment)
+    assert str(v6) == str(v7)
+    assert BundleIdV7.parse(str(v6)) == v7
 
 
 def test_large_values() -> None:

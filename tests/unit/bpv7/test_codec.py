@@ -663,6 +663,18 @@ def test_wrong_primary_crc_with_shared_values_is_refused() -> None:
         decode_bundle(_fast_path_misplaced_crc_bundle())
 
 
+def test_shared_values_with_long_form_tag_heads_are_refused() -> None:
+    """The same trick with tags 28 and 29 written with two-byte arguments (d9 00 1c ...)."""
+    warm = simple(b"x").with_primary(destination=IpnEID(2, 1), report_to=SRC)
+    assert decode_bundle(encode_bundle(warm)) == warm
+    data = bytes.fromhex(
+        "9f8907180001820282020182028201018202820101821b000000a2fb405800001a05265c00424422"
+        "8518c8020000d9001c4768656c6c6f21218501010000d9001d00ff"
+    )
+    with pytest.raises(BundleDecodeError):
+        decode_bundle(data)
+
+
 def _lenient_long_form_bundle() -> bytes:
     """uD3TN-style destination without '//', CRC-16 primary block, and a payload block (CRC-
     32C) whose number and flags are in long form; every CRC is right for the bytes sent."""

@@ -174,6 +174,29 @@ def test_lenient_accepts_the_rfc_9173_examples(run: Run, tmp_path: Path) -> None
     assert "preview 'Ready to generate a 32-byte payload'" in text
 
 
+def test_lenient_reads_ud3tn_extension_blocks(run: Run, tmp_path: Path) -> None:
+    # uD3TN writes its EIDs as dtn:NODE (no //), the previous node block's included.
+    case = next(
+        c for c in load_vectors("bpv7_ud3tn")["vectors"] if c["name"] == "ud3tn_simple_bundle"
+    )
+    path = tmp_path / "ud3tn.bundle"
+    path.write_bytes(bytes.fromhex(case["bundle_hex"]))
+    assert "--lenient accepts it" in one_error_line(run("bundle", "inspect", str(path)))
+    text = run("bundle", "inspect", "--lenient", str(path))
+    assert text.exit_code == 0, text.stderr
+    assert "cannot read" not in text.stdout
+    assert "block 2: previous node (type 6)" in text.stdout
+    assert "  previous node dtn://GS4/" in text.stdout
+    assert "  hop limit 30, hop count 0" in text.stdout
+    assert "preview 'Hello world!'" in text.stdout
+    result = run("bundle", "inspect", "--lenient", "--json", str(path))
+    assert result.exit_code == 0, result.stderr
+    blocks = {b["number"]: b for b in json.loads(result.stdout)["blocks"]}
+    assert "error" not in blocks[2]
+    assert blocks[2]["previous_node"] == "dtn://GS4/"
+    assert (blocks[3]["hop_limit"], blocks[4]["bundle_age"]) == (30, 0)
+
+
 def test_json_summarises_security_blocks(run: Run, tmp_path: Path) -> None:
     path = _vector_file(tmp_path, "rfc9173_A4")
     result = run("bundle", "inspect", "--lenient", "--json", str(path))
