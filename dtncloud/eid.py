@@ -268,7 +268,7 @@ class EidCache:
     (EIDs are values), and it is emptied when full, so hostile input cannot grow it.
     """
 
-    __slots__ = ("_dtn", "_ipn", "_limit", "dtn_get", "ipn_get")
+    __slots__ = ("_dtn", "_encoded", "_ipn", "_limit", "dtn_get", "encoded_get", "ipn_get")
 
     def __init__(self, limit: int = 4096) -> None:
         # dtn:none is memoised under its SSP, the integer 0.
@@ -279,6 +279,22 @@ class EidCache:
         #: ``(node, service)``), for decoders that inline the lookup.
         self.dtn_get = self._dtn.get
         self.ipn_get = self._ipn.get
+        # EIDs by their deterministic CBOR encoding (as previous node blocks carry them).
+        self._encoded: dict[bytes, EID] = {}
+        #: Bound ``get`` of the by-encoding memo; see :meth:`from_encoding`.
+        self.encoded_get = self._encoded.get
+
+    def from_encoding(self, data: bytes) -> EID | None:
+        """The EID whose deterministic encoding is exactly ``data``, if it was met before via
+        :meth:`remember_encoding`; ``None`` otherwise (the caller decodes it)."""
+        return self._encoded.get(data)
+
+    def remember_encoding(self, eid: EID, data: bytes) -> None:
+        """Memoise ``eid`` under ``data`` if ``data`` is its deterministic encoding."""
+        if eid.to_cbor() == data:
+            if len(self._encoded) >= self._limit:
+                self._encoded.clear()
+            self._encoded[data] = eid
 
     def lookup(self, item: Any, lenient: bool = False) -> tuple[EID, int]:
         """``(EID.from_cbor(item), its encoded length)``, from the memo when possible."""
@@ -317,3 +333,8 @@ def parse_eid(value: str | EID, *, lenient: bool = False) -> EID:
     if isinstance(value, EID):
         return value
     return EID.parse(value, lenient=lenient)
+
+
+#: The memo shared by decoders that are not given their own (see EidCache: the results never
+#: depend on it, so sharing it between nodes in one process is harmless).
+DEFAULT_EID_CACHE = EidCache()

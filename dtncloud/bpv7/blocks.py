@@ -24,7 +24,7 @@ from dtncloud.cborutil import (
     decode_item,
     encode_uint,
 )
-from dtncloud.eid import DTN_NONE, EID, SCHEME_DTN, SCHEME_IPN
+from dtncloud.eid import DEFAULT_EID_CACHE, DTN_NONE, EID, SCHEME_DTN, SCHEME_IPN
 from dtncloud.errors import InvalidBundle, InvalidEID
 
 PAYLOAD_BLOCK_NUMBER = 1
@@ -222,13 +222,19 @@ def read_previous_node(block: CanonicalBlock, lenient: bool = False) -> EID:
     ``lenient`` also accepts the pre-RFC ``dtn`` forms without ``//`` that
     :meth:`EID.parse <dtncloud.eid.EID.parse>` accepts leniently (uD3TN sends them).
     """
-    item = _quick_eid_item(block.data)
+    data = block.data
+    known = DEFAULT_EID_CACHE.encoded_get(data)
+    if known is not None:
+        return known
+    item = _quick_eid_item(data)
     try:
-        return EID.from_cbor(
+        eid = EID.from_cbor(
             item if item is not None else _btsd(block, "previous node"), lenient=lenient
         )
     except InvalidEID as exc:
         raise InvalidBundle(f"previous node block {block.number}: {exc}") from exc
+    DEFAULT_EID_CACHE.remember_encoding(eid, data)
+    return eid
 
 
 def read_bundle_age(block: CanonicalBlock) -> int:

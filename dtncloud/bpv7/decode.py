@@ -41,7 +41,7 @@ from dtncloud.cborutil import (
     decode_item,
     read_head,
 )
-from dtncloud.eid import EID, EidCache
+from dtncloud.eid import DEFAULT_EID_CACHE, EID, EidCache
 from dtncloud.errors import BundleDecodeError, BundleTooLarge, CrcMismatch, InvalidEID
 
 #: Default limit on the encoded size of one bundle held in memory.
@@ -59,8 +59,6 @@ _ZERO4 = b"\x00\x00\x00\x00"
 _loads = cbor2.loads
 _crc32c = _crc32c_lib.crc32c
 _crc16 = crc16_x25
-#: Memo of decoded EIDs shared by decode_bundle calls (see EidCache: results never depend on it).
-_DEFAULT_EID_CACHE = EidCache()
 
 
 def decode_bundle(
@@ -69,7 +67,7 @@ def decode_bundle(
     max_size: int = DEFAULT_MAX_BUNDLE_SIZE,
     max_blocks: int = DEFAULT_MAX_BLOCKS,
     lenient: bool = False,
-    eid_cache: EidCache = _DEFAULT_EID_CACHE,
+    eid_cache: EidCache = DEFAULT_EID_CACHE,
 ) -> Bundle:
     """Decode one BPv7 bundle, checking every CRC and the RFC 9171 validity rules.
 

@@ -126,6 +126,7 @@ def _check_extension_blocks(
     """Rules on the blocks before the payload; returns whether a bundle age block is present."""
     numbers = {PAYLOAD_BLOCK_NUMBER}
     known: list[CanonicalBlock] = []
+    known_codes: set[int] = set()
     encrypted: set[int] = set()
     for block in blocks[:-1]:
         number = block.number
@@ -144,8 +145,9 @@ def _check_extension_blocks(
         if code == 0:
             raise InvalidBundle(f"block {number} has the reserved type code 0")
         if code in (_PREVIOUS_NODE, _BUNDLE_AGE, _HOP_COUNT):
-            if any(other.type_code == code for other in known):
+            if code in known_codes:
                 raise InvalidBundle(f"more than one {BlockType(code).name} block")
+            known_codes.add(code)
             known.append(block)
         elif code == _BCB:
             encrypted.update(security_targets(block))
