@@ -21,13 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dtncloud.bpsec.asb import AbstractSecurityBlock, Pair
-from dtncloud.bpsec.scope import header_of, scope_prefix, valid_scope
+from dtncloud.bpsec.scope import ContextSpec, header_of, scope_prefix
 from dtncloud.bpv7.blocks import CanonicalBlock
 from dtncloud.errors import ConfigError, DecryptionFailed
 
@@ -43,6 +42,21 @@ RESULT_AUTH_TAG = 1
 TAG_SIZE = 16
 IV_SIZES = (12, 16)
 DEFAULT_IV_SIZE = 12
+
+#: How this context reads a received BCB (see :class:`~dtncloud.bpsec.scope.ContextSpec`).
+BCB_CONTEXT = ContextSpec(
+    context_id=BCB_AES_GCM,
+    name="BCB-AES-GCM",
+    block_kind="BCB",
+    purpose="confidentiality",
+    error=DecryptionFailed,
+    parameter_ids=frozenset({PARAM_IV, PARAM_AES_VARIANT, PARAM_WRAPPED_KEY, PARAM_SCOPE}),
+    wrapped_key_id=PARAM_WRAPPED_KEY,
+    scope_id=PARAM_SCOPE,
+    scope_name="AAD scope flags",
+    result_id=RESULT_AUTH_TAG,
+    result_name="authentication tag",
+)
 
 
 class AesVariant(IntEnum):
@@ -89,30 +103,19 @@ class BcbParameters:
 
         Raises :class:`DecryptionFailed` (reason 15) when the IV is missing or malformed, for a
         parameter this context does not define, a repeated one or a value of the wrong kind."""
-
-        def fail(problem: str) -> DecryptionFailed:
-            return DecryptionFailed(f"BCB block {block_number}: {problem}")
-
-        seen: dict[int, Any] = {}
-        for pid, value in asb.parameters or ():
-            if pid in seen:
-                raise fail(f"parameter {pid} appears twice")
-            seen[pid] = value
-        unknown = set(seen) - {PARAM_IV, PARAM_AES_VARIANT, PARAM_WRAPPED_KEY, PARAM_SCOPE}
-        if unknown:
-            raise fail(f"unknown BCB-AES-GCM parameter(s) {sorted(unknown)}")
+        seen = BCB_CONTEXT.parameters(asb, block_number)
         iv = seen.get(PARAM_IV)
         if type(iv) is not bytes or len(iv) not in IV_SIZES:
-            raise fail("the IV parameter is missing or is not a 12- or 16-byte string")
+            raise BCB_CONTEXT.fail(
+                block_number, "the IV parameter is missing or is not a 12- or 16-byte string"
+            )
         variant = seen.get(PARAM_AES_VARIANT, AesVariant.A256GCM)
         if not isinstance(variant, int) or isinstance(variant, bool) or variant not in (1, 3):
-            raise fail(f"unsupported AES variant {variant!r:.20} (1 or 3 expected)")
-        scope = seen.get(PARAM_SCOPE, AadScope.ALL)
-        if not valid_scope(scope):
-            raise fail(f"AAD scope flags {scope!r:.20} use unassigned bits")
-        wrapped = seen.get(PARAM_WRAPPED_KEY)
-        if wrapped is not None and type(wrapped) is not bytes:
-            raise fail("the wrapped key is not a byte string")
+            raise BCB_CONTEXT.fail(
+                block_number, f"unsupported AES variant {variant!r:.20} (1 or 3 expected)"
+            )
+        scope = BCB_CONTEXT.scope(seen, block_number)
+        wrapped = BCB_CONTEXT.wrapped_key(seen, block_number)
         return cls(iv, AesVariant(variant), AadScope(scope), wrapped)
 
 
@@ -149,16 +152,9 @@ def open_sealed(key: bytes, iv: bytes, ciphertext: bytes, tag: bytes, aad: bytes
 
 def auth_tag(asb: AbstractSecurityBlock, index: int, block_number: int) -> bytes:
     """The authentication tag a received BCB carries for ``asb.targets[index]``."""
-    results = asb.results[index]
-    if len(results) != 1 or results[0][0] != RESULT_AUTH_TAG:
-        raise DecryptionFailed(
-            f"BCB block {block_number}: target {asb.targets[index]} needs exactly one result, "
-            f"the authentication tag (id {RESULT_AUTH_TAG})"
-        )
-    tag = results[0][1]
+    tag = BCB_CONTEXT.result(asb, index, block_number)
     if type(tag) is not bytes or len(tag) != TAG_SIZE:
-        raise DecryptionFailed(
-            f"BCB block {block_number}: the tag for target {asb.targets[index]} is not "
-            f"a {TAG_SIZE}-byte string"
+        raise BCB_CONTEXT.fail(
+            block_number, f"the tag for target {asb.targets[index]} is not a {TAG_SIZE}-byte string"
         )
     return tag

@@ -26,7 +26,7 @@ from enum import IntEnum, IntFlag
 from typing import Any
 
 from dtncloud.bpsec.asb import AbstractSecurityBlock, Pair
-from dtncloud.bpsec.scope import header_of, scope_prefix, valid_scope
+from dtncloud.bpsec.scope import ContextSpec, header_of, scope_prefix
 from dtncloud.bpv7.blocks import CanonicalBlock
 from dtncloud.cborutil import encode_bytes
 from dtncloud.errors import ConfigError, IntegrityCheckFailed
@@ -38,6 +38,21 @@ PARAM_SHA_VARIANT = 1
 PARAM_WRAPPED_KEY = 2
 PARAM_SCOPE = 3
 RESULT_EXPECTED_HMAC = 1
+
+#: How this context reads a received BIB (see :class:`~dtncloud.bpsec.scope.ContextSpec`).
+BIB_CONTEXT = ContextSpec(
+    context_id=BIB_HMAC_SHA2,
+    name="BIB-HMAC-SHA2",
+    block_kind="BIB",
+    purpose="integrity",
+    error=IntegrityCheckFailed,
+    parameter_ids=frozenset({PARAM_SHA_VARIANT, PARAM_WRAPPED_KEY, PARAM_SCOPE}),
+    wrapped_key_id=PARAM_WRAPPED_KEY,
+    scope_id=PARAM_SCOPE,
+    scope_name="integrity scope flags",
+    result_id=RESULT_EXPECTED_HMAC,
+    result_name="expected HMAC",
+)
 
 
 class ShaVariant(IntEnum):
@@ -91,29 +106,16 @@ class BibParameters:
 
         Raises :class:`IntegrityCheckFailed` (reason 15) for a parameter this context does not
         define, a repeated parameter or a value of the wrong kind."""
-
-        def fail(problem: str) -> IntegrityCheckFailed:
-            return IntegrityCheckFailed(f"BIB block {block_number}: {problem}")
-
-        seen: dict[int, Any] = {}
-        for pid, value in asb.parameters or ():
-            if pid in seen:
-                raise fail(f"parameter {pid} appears twice")
-            seen[pid] = value
-        unknown = set(seen) - {PARAM_SHA_VARIANT, PARAM_WRAPPED_KEY, PARAM_SCOPE}
-        if unknown:
-            raise fail(f"unknown BIB-HMAC-SHA2 parameter(s) {sorted(unknown)}")
+        seen = BIB_CONTEXT.parameters(asb, block_number)
         variant = seen.get(PARAM_SHA_VARIANT, ShaVariant.HMAC_384)
         if type(variant) is not int and not isinstance(variant, ShaVariant):
-            raise fail(f"SHA variant {variant!r:.20} is not an integer")
+            raise BIB_CONTEXT.fail(block_number, f"SHA variant {variant!r:.20} is not an integer")
         if variant not in _HASHES:
-            raise fail(f"unsupported SHA variant {variant} (5, 6 or 7 expected)")
-        scope = seen.get(PARAM_SCOPE, IntegrityScope.ALL)
-        if not valid_scope(scope):
-            raise fail(f"integrity scope flags {scope!r:.20} use unassigned bits")
-        wrapped = seen.get(PARAM_WRAPPED_KEY)
-        if wrapped is not None and type(wrapped) is not bytes:
-            raise fail("the wrapped key is not a byte string")
+            raise BIB_CONTEXT.fail(
+                block_number, f"unsupported SHA variant {variant} (5, 6 or 7 expected)"
+            )
+        scope = BIB_CONTEXT.scope(seen, block_number)
+        wrapped = BIB_CONTEXT.wrapped_key(seen, block_number)
         return cls(ShaVariant(variant), IntegrityScope(scope), wrapped)
 
 
@@ -142,16 +144,10 @@ def compute_hmac(variant: ShaVariant, key: bytes, ippt: bytes) -> bytes:
 
 def expected_hmac(asb: AbstractSecurityBlock, index: int, block_number: int) -> bytes:
     """The expected HMAC that a received BIB carries for ``asb.targets[index]``."""
-    results = asb.results[index]
-    if len(results) != 1 or results[0][0] != RESULT_EXPECTED_HMAC:
-        raise IntegrityCheckFailed(
-            f"BIB block {block_number}: target {asb.targets[index]} needs exactly one result, "
-            f"the expected HMAC (id {RESULT_EXPECTED_HMAC})"
-        )
-    value = results[0][1]
+    value = BIB_CONTEXT.result(asb, index, block_number)
     if type(value) is not bytes:
-        raise IntegrityCheckFailed(
-            f"BIB block {block_number}: the HMAC for target {asb.targets[index]} is not bytes"
+        raise BIB_CONTEXT.fail(
+            block_number, f"the HMAC for target {asb.targets[index]} is not bytes"
         )
     return value
 

@@ -22,6 +22,7 @@ from typing import TypeVar
 from dtncloud.bpsec.asb import AbstractSecurityBlock
 from dtncloud.bpsec.bcb_aes_gcm import (
     BCB_AES_GCM,
+    BCB_CONTEXT,
     DEFAULT_IV_SIZE,
     IV_SIZES,
     RESULT_AUTH_TAG,
@@ -35,6 +36,7 @@ from dtncloud.bpsec.bcb_aes_gcm import (
     seal,
 )
 from dtncloud.bpsec.bib_hmac_sha2 import (
+    BIB_CONTEXT,
     BIB_HMAC_SHA2,
     RESULT_EXPECTED_HMAC,
     BibParameters,
@@ -45,8 +47,7 @@ from dtncloud.bpsec.bib_hmac_sha2 import (
     hmac_matches,
     integrity_protected_plaintext,
 )
-from dtncloud.bpsec.exceptions import UnknownSecurityContext
-from dtncloud.bpsec.keys import Keys, as_key_ring, unwrap_key, wrap_key
+from dtncloud.bpsec.keys import Keys, as_key_ring, wrap_key
 from dtncloud.bpsec.policy import (
     BCB,
     BIB,
@@ -54,11 +55,12 @@ from dtncloud.bpsec.policy import (
     check_can_encrypt,
     check_can_sign,
     describe,
-    insertion_index,
+    insert_security_block,
+    new_block_number,
     survey,
 )
 from dtncloud.bpsec.scope import block_header, header_of, valid_scope
-from dtncloud.bpv7.blocks import PAYLOAD_BLOCK_NUMBER, CanonicalBlock
+from dtncloud.bpv7.blocks import CanonicalBlock
 from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.encode import encode_primary
 from dtncloud.bpv7.flags import BlockFlag, StatusReportReason
@@ -121,12 +123,10 @@ def sign(
     smap = survey(bundle)
     for target in wanted:
         check_can_sign(smap, target)
-    number = _new_block_number(bundle, block_number)
+    number = new_block_number(bundle, block_number)
     block_flags = BlockFlag(block_flags)
     header = block_header(BIB, number, block_flags)
-    wrapped = None
-    if key_encryption_key is not None:
-        wrapped = wrap_key(_key(key_encryption_key, "key_encryption_key"), hmac_key)
+    wrapped = _wrap(key_encryption_key, hmac_key)
     primary = encode_primary(bundle.primary)
     results = []
     for target in wanted:
@@ -141,7 +141,7 @@ def sign(
         tuple(results),
     )
     bib = CanonicalBlock(BIB, number, asb.encode(), block_flags)
-    return _insert(bundle, bib)
+    return insert_security_block(bundle, bib)
 
 
 def encrypt(
@@ -198,12 +198,10 @@ def encrypt(
                 "encrypt a BIB only together with a block that BIB covers",
                 reason=_UNEXPECTED,
             )
-    number = _new_block_number(bundle, block_number)
+    number = new_block_number(bundle, block_number)
     bcb_flags = BlockFlag.REPLICATE | BlockFlag(block_flags)
     header = block_header(BCB, number, bcb_flags)
-    wrapped = None
-    if key_encryption_key is not None:
-        wrapped = wrap_key(_key(key_encryption_key, "key_encryption_key"), content_key)
+    wrapped = _wrap(key_encryption_key, content_key)
     primary = encode_primary(bundle.primary)
     ciphertexts: dict[int, bytes] = {}
     results = []
@@ -223,7 +221,7 @@ def encrypt(
     encrypted = bundle.with_blocks(
         b.with_data(ciphertexts[b.number]) if b.number in ciphertexts else b for b in bundle.blocks
     )
-    return _insert(encrypted, bcb)
+    return insert_security_block(encrypted, bcb)
 
 
 # -- receiving ----------------------------------------------------------------------------
@@ -252,19 +250,7 @@ def verify(bundle: Bundle, keys: Keys, *, partial: bool = False) -> list[Verifie
         )
     primary = encode_primary(bundle.primary)
     verified: list[VerifiedTarget] = []
-    for number, asb in smap.bibs.items():
-        if asb.context_id != BIB_HMAC_SHA2:
-            if partial:
-                continue
-            raise UnknownSecurityContext(
-                f"BIB block {number} uses security context {asb.context_id}, which dtncloud "
-                "does not implement (1, BIB-HMAC-SHA2, is the integrity context it knows)"
-            )
-        key = ring.key_for(BIB_HMAC_SHA2, asb.source)
-        if key is None:
-            if partial:
-                continue
-            raise MissingKey(f"no key for BIB block {number} from security source {asb.source}")
+    for number, asb, key in BIB_CONTEXT.processable(smap.bibs, ring, partial):
         verified.extend(_verify_bib(smap, number, asb, key, primary))
     return verified
 
@@ -291,19 +277,7 @@ def decrypt(bundle: Bundle, keys: Keys, *, partial: bool = False) -> Bundle:
     primary = encode_primary(bundle.primary)
     plaintexts: dict[int, bytes] = {}
     done: dict[int, AbstractSecurityBlock] = {}
-    for number, asb in smap.bcbs.items():
-        if asb.context_id != BCB_AES_GCM:
-            if partial:
-                continue
-            raise UnknownSecurityContext(
-                f"BCB block {number} uses security context {asb.context_id}, which dtncloud "
-                "does not implement (2, BCB-AES-GCM, is the confidentiality context it knows)"
-            )
-        key = ring.key_for(BCB_AES_GCM, asb.source)
-        if key is None:
-            if partial:
-                continue
-            raise MissingKey(f"no key for BCB block {number} from security source {asb.source}")
+    for number, asb, key in BCB_CONTEXT.processable(smap.bcbs, ring, partial):
         plaintexts.update(_decrypt_bcb(smap, number, asb, key, primary))
         done[number] = asb
     result = bundle.with_blocks(
@@ -331,14 +305,7 @@ def _verify_bib(
     smap: SecurityMap, number: int, asb: AbstractSecurityBlock, key: bytes, primary: bytes
 ) -> list[VerifiedTarget]:
     params = BibParameters.from_asb(asb, number)
-    hmac_key = key
-    if params.wrapped_key is not None:
-        unwrapped = unwrap_key(key, params.wrapped_key)
-        if unwrapped is None:
-            raise IntegrityCheckFailed(
-                f"BIB block {number}: the key for {asb.source} does not unwrap its wrapped key"
-            )
-        hmac_key = unwrapped
+    hmac_key = BIB_CONTEXT.unwrap(asb, number, key, params.wrapped_key)
     header = header_of(smap.blocks[number])
     verified = []
     for index, target in enumerate(asb.targets):
@@ -360,14 +327,7 @@ def _decrypt_bcb(
     smap: SecurityMap, number: int, asb: AbstractSecurityBlock, key: bytes, primary: bytes
 ) -> dict[int, bytes]:
     params = BcbParameters.from_asb(asb, number)
-    content_key = key
-    if params.wrapped_key is not None:
-        unwrapped = unwrap_key(key, params.wrapped_key)
-        if unwrapped is None:
-            raise DecryptionFailed(
-                f"BCB block {number}: the key for {asb.source} does not unwrap its wrapped key"
-            )
-        content_key = unwrapped
+    content_key = BCB_CONTEXT.unwrap(asb, number, key, params.wrapped_key)
     if len(content_key) != params.aes_variant.key_size:
         raise DecryptionFailed(
             f"BCB block {number}: {params.aes_variant.name} needs a "
@@ -428,17 +388,8 @@ def _key(key: object, name: str) -> bytes:
     return bytes(key)
 
 
-def _new_block_number(bundle: Bundle, requested: int | None) -> int:
-    if requested is None:
-        return bundle.next_block_number()
-    if type(requested) is not int or not PAYLOAD_BLOCK_NUMBER < requested <= MAX_UINT64:
-        raise ConfigError(f"block number {requested!r} is not available (2 or more)")
-    if any(b.number == requested for b in bundle.blocks):
-        raise ConfigError(f"block number {requested} is already in use")
-    return requested
-
-
-def _insert(bundle: Bundle, block: CanonicalBlock) -> Bundle:
-    blocks = list(bundle.blocks)
-    blocks.insert(insertion_index(bundle, block.type_code), block)
-    return bundle.with_blocks(blocks)
+def _wrap(key_encryption_key: bytes | None, key: bytes) -> bytes | None:
+    """The wrapped key parameter for ``key``: None unless the caller gave a KEK."""
+    if key_encryption_key is None:
+        return None
+    return wrap_key(_key(key_encryption_key, "key_encryption_key"), key)

@@ -21,10 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dtncloud.bpsec.asb import AbstractSecurityBlock
-from dtncloud.bpv7.blocks import CanonicalBlock
+from dtncloud.bpv7.blocks import PAYLOAD_BLOCK_NUMBER, CanonicalBlock
 from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.flags import BlockType, StatusReportReason
-from dtncloud.errors import SecurityPolicyError
+from dtncloud.cborutil import MAX_UINT64
+from dtncloud.errors import ConfigError, SecurityPolicyError
 
 _UNEXPECTED = int(StatusReportReason.UNEXPECTED_SECURITY_OPERATION)
 _FAILED = int(StatusReportReason.FAILED_SECURITY_OPERATION)
@@ -200,3 +201,25 @@ def insertion_index(bundle: Bundle, type_code: int) -> int:
             break
         index += 1
     return index
+
+
+def insert_security_block(bundle: Bundle, block: CanonicalBlock) -> Bundle:
+    """``bundle`` with ``block`` added at its :func:`insertion_index`."""
+    blocks = list(bundle.blocks)
+    blocks.insert(insertion_index(bundle, block.type_code), block)
+    return bundle.with_blocks(blocks)
+
+
+def new_block_number(bundle: Bundle, requested: int | None) -> int:
+    """The number for a new security block: ``requested``, or the next free one when None.
+
+    A number that is taken or not a canonical block's (2 or more) is the caller's mistake,
+    not a broken protocol rule, so it raises :class:`~dtncloud.errors.ConfigError`.
+    """
+    if requested is None:
+        return bundle.next_block_number()
+    if type(requested) is not int or not PAYLOAD_BLOCK_NUMBER < requested <= MAX_UINT64:
+        raise ConfigError(f"block number {requested!r} is not available (2 or more)")
+    if any(b.number == requested for b in bundle.blocks):
+        raise ConfigError(f"block number {requested} is already in use")
+    return requested
