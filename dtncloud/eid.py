@@ -281,13 +281,9 @@ class EidCache:
         self.ipn_get = self._ipn.get
         # EIDs by their deterministic CBOR encoding (as previous node blocks carry them).
         self._encoded: dict[bytes, EID] = {}
-        #: Bound ``get`` of the by-encoding memo; see :meth:`from_encoding`.
+        #: Bound ``get`` of the by-encoding memo: the EID whose deterministic encoding is
+        #: exactly the key, if :meth:`remember_encoding` met it, else None.
         self.encoded_get = self._encoded.get
-
-    def from_encoding(self, data: bytes) -> EID | None:
-        """The EID whose deterministic encoding is exactly ``data``, if it was met before via
-        :meth:`remember_encoding`; ``None`` otherwise (the caller decodes it)."""
-        return self._encoded.get(data)
 
     def remember_encoding(self, eid: EID, data: bytes) -> None:
         """Memoise ``eid`` under ``data`` if ``data`` is its deterministic encoding."""

@@ -31,18 +31,22 @@ def crc32c(data: bytes | memoryview, value: int = 0) -> int:
     return int(_crc32c.crc32c(data, value))
 
 
-def block_crc(crc_type: int, encoded: bytes | memoryview) -> bytes:
-    """The CRC value for a block whose full encoding (CRC field included, any content) is
-    ``encoded``: the value bytes are treated as zeros. Returns the big-endian value bytes."""
-    size = CRC_SIZE[crc_type]
-    body = memoryview(encoded)[:-size]
+def crc_value(crc_type: int, *parts: bytes | memoryview) -> bytes:
+    """The CRC of a block whose encoding up to its CRC value is ``parts`` (concatenated): the
+    value bytes are taken as zeros. Returns the value, big-endian, as it is written."""
     if crc_type == CrcType.CRC32C:
-        return crc32c(_ZEROS[2], crc32c(body)).to_bytes(4, "big")
-    return crc16_x25(_ZEROS[1], crc16_x25(body)).to_bytes(2, "big")
+        value = 0
+        for part in parts:
+            value = crc32c(part, value)
+        return crc32c(_ZEROS[2], value).to_bytes(4, "big")
+    value16: int | None = None
+    for part in parts:
+        value16 = crc16_x25(part, value16)
+    return crc16_x25(_ZEROS[1], value16).to_bytes(2, "big")
 
 
 def crc_matches(crc_type: int, encoded: bytes | memoryview) -> bool:
-    """Whether the last 2 or 4 bytes of a block's ``encoded`` form hold its correct CRC."""
+    """Whether the last 2 or 4 bytes of a block's whole encoding ``encoded`` are its CRC."""
     size = CRC_SIZE[crc_type]
     view = memoryview(encoded)
-    return block_crc(crc_type, view) == bytes(view[-size:])
+    return crc_value(crc_type, view[:-size]) == view[-size:]

@@ -22,11 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 import cbor2
-import crc32c as _crc32c_lib
 
 from dtncloud.bpv7.blocks import CanonicalBlock, PrimaryBlock
 from dtncloud.bpv7.bundle import Bundle
-from dtncloud.bpv7.crc import CRC_SIZE, crc16_x25
+from dtncloud.bpv7.crc import CRC_SIZE, crc_matches
 from dtncloud.bpv7.fastdecode import decode_regular
 from dtncloud.bpv7.flags import BlockFlag, BundleFlag, CrcType
 from dtncloud.bpv7.validate import check_rules
@@ -53,12 +52,8 @@ _FAST_PATH_LIMIT = 256 * 1024
 _SELF_DESCRIBED_CBOR = b"\xd9\xd9\xf7"
 _CRC_TYPES = (CrcType.NONE, CrcType.CRC16, CrcType.CRC32C)
 _TAG_ENCODED_CBOR = 24
-_ZERO2 = b"\x00\x00"
-_ZERO4 = b"\x00\x00\x00\x00"
 
 _loads = cbor2.loads
-_crc32c = _crc32c_lib.crc32c
-_crc16 = crc16_x25
 
 
 def decode_bundle(
@@ -103,11 +98,7 @@ def decode_bundle(
     for index, (crc, (start, end)) in enumerate(zip(crcs, extents, strict=True)):
         if crc is None:
             continue
-        if len(crc) == 4:
-            ok = _crc32c(_ZERO4, _crc32c(view[start : end - 4])) == int.from_bytes(crc, "big")
-        else:
-            ok = _crc16(_ZERO2, _crc16(view[start : end - 2])) == int.from_bytes(crc, "big")
-        if not ok:
+        if not crc_matches(CrcType.CRC32C if len(crc) == 4 else CrcType.CRC16, view[start:end]):
             what = "primary block" if index == 0 else f"block {bundle.blocks[index - 1].number}"
             raise CrcMismatch(f"CRC of the {what} does not match")
     check_rules(bundle, lenient)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dtncloud.bpv7.blocks import CanonicalBlock, PrimaryBlock
 from dtncloud.bpv7.bundle import Bundle
-from dtncloud.bpv7.crc import CRC_HEAD, CRC_SIZE, crc16_x25, crc32c
-from dtncloud.bpv7.flags import CrcType
+from dtncloud.bpv7.crc import CRC_HEAD, CRC_SIZE, crc_value
+from dtncloud.bpv7.validate import check_bundle
 from dtncloud.cborutil import MAJOR_BYTES, MAX_UINT64, encode_uint, head
-from dtncloud.errors import BundleEncodeError
+from dtncloud.errors import BundleEncodeError, InvalidBundle
 
-_ZERO_CRC = (b"", b"\x42\x00\x00", b"\x44\x00\x00\x00\x00")
 _BUNDLE_START = b"\x9f"
 _BUNDLE_END = b"\xff"
 
@@ -20,19 +19,6 @@ def _uint(name: str, value: int) -> bytes:
             return encode_uint(int(value))
         raise BundleEncodeError(f"{name} must be an unsigned 64-bit integer, not {value!r}")
     return encode_uint(value)
-
-
-def _crc_value(crc_type: int, *parts: bytes) -> bytes:
-    """CRC over ``parts`` followed by the zeroed CRC field; the value bytes, big-endian."""
-    if crc_type == CrcType.CRC32C:
-        value = 0
-        for part in parts:
-            value = crc32c(part, value)
-        return crc32c(b"\x00\x00\x00\x00", value).to_bytes(4, "big")
-    value16: int | None = None
-    for part in parts:
-        value16 = crc16_x25(part, value16)
-    return crc16_x25(b"\x00\x00", value16).to_bytes(2, "big")
 
 
 def encode_primary(primary: PrimaryBlock) -> bytes:
@@ -62,7 +48,7 @@ def encode_primary(primary: PrimaryBlock) -> bytes:
     if not crc_type:
         return b"".join(parts)
     body = b"".join(parts)
-    return body + CRC_HEAD[crc_type] + _crc_value(crc_type, body, CRC_HEAD[crc_type])
+    return body + CRC_HEAD[crc_type] + crc_value(crc_type, body, CRC_HEAD[crc_type])
 
 
 def encode_block_header(block: CanonicalBlock) -> bytes:
@@ -92,7 +78,7 @@ def encode_block(block: CanonicalBlock) -> bytes:
         return header + block.data
     crc_head = CRC_HEAD[crc_type]
     return b"".join(
-        (header, block.data, crc_head, _crc_value(crc_type, header, block.data, crc_head))
+        (header, block.data, crc_head, crc_value(crc_type, header, block.data, crc_head))
     )
 
 
@@ -100,9 +86,6 @@ def encode_bundle(bundle: Bundle, *, validate: bool = True) -> bytes:
     """Encode ``bundle``. With ``validate`` (the default) a bundle that breaks an RFC 9171
     validity rule raises :class:`~dtncloud.errors.BundleEncodeError` instead of being sent."""
     if validate:
-        from dtncloud.bpv7.validate import check_bundle
-        from dtncloud.errors import InvalidBundle
-
         try:
             check_bundle(bundle)
         except InvalidBundle as exc:
