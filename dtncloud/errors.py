@@ -144,11 +144,29 @@ class ConnectError(TransportError):
 
 
 class LinkDown(TransportError):
-    """A link went down while in use."""
+    """A link went down while in use.
+
+    ``acknowledged`` is how many leading bytes of the interrupted transfer the peer had
+    acknowledged (0 if none, or if the link does not acknowledge), so that the engine can
+    fragment reactively and send only the rest.
+    """
+
+    def __init__(self, message: str, *, acknowledged: int = 0) -> None:
+        super().__init__(message)
+        self.acknowledged = acknowledged
 
 
 class TransferRefused(TransportError):
-    """The peer or the link refused a transfer."""
+    """The peer or the link refused a transfer.
+
+    ``reason`` is the TCPCLv4 XFER_REFUSE reason code (RFC 9174 section 5.2.4; other links
+    map their refusals onto it): 1 means the peer already has the bundle, 2 that it is too
+    large for the peer or the link (fragment, then retry), 0 that no reason was given.
+    """
+
+    def __init__(self, message: str, *, reason: int = 0) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class StoreError(DtnError):

@@ -1,6 +1,7 @@
 """Enforce the sans-IO rules of docs/ARCHITECTURE.md on the core, by reading its source with ast.
 
-Checked files: every module of the core packages (bpv7, bpv6, bpsec, tcpcl, engine, routing,
+Checked files: every module of the core packages (bpv7, bpv6, bpsec, tcpcl, udpcl, discovery,
+engine, routing,
 cla/framing*), the base modules (eid, errors, dtntime), and every other dtncloud module they
 import, followed transitively (a core module must not do I/O through a helper either).
 Packages that do not exist yet are skipped.
@@ -26,7 +27,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-CORE_PACKAGES = ("bpv7", "bpv6", "bpsec", "tcpcl", "engine", "routing")
+CORE_PACKAGES = ("bpv7", "bpv6", "bpsec", "tcpcl", "udpcl", "discovery", "engine", "routing")
 CORE_GLOBS = ("cla/framing*",)
 BASE_MODULES = ("eid.py", "errors.py", "dtntime.py")
 

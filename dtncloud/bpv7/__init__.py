@@ -44,7 +44,12 @@ from dtncloud.bpv7.blocks import (
     read_previous_node,
 )
 from dtncloud.bpv7.bundle import Bundle, BundleId, InvalidBundleId
-from dtncloud.bpv7.decode import DEFAULT_MAX_BLOCKS, DEFAULT_MAX_BUNDLE_SIZE, decode_bundle
+from dtncloud.bpv7.decode import (
+    DEFAULT_MAX_BLOCKS,
+    DEFAULT_MAX_BUNDLE_SIZE,
+    decode_bundle,
+    peek_bundle_id,
+)
 from dtncloud.bpv7.encode import (
     encode_block,
     encode_block_header,
@@ -105,6 +110,7 @@ __all__ = [
     "custody_signal_for",
     "decode_admin_record",
     "decode_bundle",
+    "peek_bundle_id",
     "encode_admin_record",
     "encode_block",
     "encode_block_header",

@@ -24,7 +24,7 @@ from typing import Any
 import cbor2
 
 from dtncloud.bpv7.blocks import CanonicalBlock, PrimaryBlock
-from dtncloud.bpv7.bundle import Bundle
+from dtncloud.bpv7.bundle import Bundle, BundleId
 from dtncloud.bpv7.crc import CRC_SIZE, crc_matches
 from dtncloud.bpv7.fastdecode import decode_regular
 from dtncloud.bpv7.flags import BlockFlag, BundleFlag, CrcType
@@ -54,6 +54,10 @@ _CRC_TYPES = (CrcType.NONE, CrcType.CRC16, CrcType.CRC32C)
 _TAG_ENCODED_CBOR = 24
 
 _loads = cbor2.loads
+
+
+# A primary block is small; peeking never looks further than this.
+_PEEK_LIMIT = 4096
 
 
 def decode_bundle(
@@ -103,6 +107,29 @@ def decode_bundle(
             raise CrcMismatch(f"CRC of the {what} does not match")
     check_rules(bundle, lenient)
     return bundle
+
+
+def peek_bundle_id(prefix: bytes | bytearray | memoryview) -> BundleId | None:
+    """The ID of the bundle whose encoding starts with ``prefix``, or ``None`` if the prefix
+    does not (yet) hold a whole, well-formed primary block.
+
+    For a receiver that wants to refuse a bundle it already holds before the rest of it
+    arrives (TCPCL XFER_REFUSE "completed"). Nothing is validated beyond the primary block,
+    so ``None`` decides nothing: the whole bundle is checked by :func:`decode_bundle` later.
+    """
+    data = bytes(prefix[:_PEEK_LIMIT])
+    pos = 3 if data.startswith(_SELF_DESCRIBED_CBOR) else 0
+    try:
+        major, _, _, pos = read_head(data, pos, len(data))
+        if major != MAJOR_ARRAY:
+            return None
+        item, _ = decode_item(data, pos, len(data), DecodeBudget(items=64), 1)
+        primary, _ = _primary(item, True, DEFAULT_EID_CACHE)
+    except (CborError, BundleDecodeError):
+        return None
+    if primary.fragment_offset is not None:
+        return None  # a fragment's ID needs its payload length, which comes later
+    return BundleId(primary.source.node_id, primary.creation_time, primary.sequence)
 
 
 def _walk(data: bytes, max_blocks: int) -> tuple[list[Any], list[tuple[int, int]]]:

@@ -1,4 +1,5 @@
-"""The ``dtncloud`` command line: bundle tools (``dtncloud bundle ...``) and ``dtncloud demo``.
+"""The ``dtncloud`` command line: bundle tools (``dtncloud bundle ...``), link tools
+(``dtncloud tcpcl ...``, ``dtncloud udp ...``) and ``dtncloud demo``.
 
 A shell around the sans-IO core: it reads files and the clock and hands bytes and times to
 the library. Errors caused by bad input come out as one line on stderr,
@@ -14,6 +15,7 @@ from dtncloud import __version__
 from dtncloud.cli._output import DEBUG_KEY, PROG, DtnGroup
 from dtncloud.cli.bundle import bundle
 from dtncloud.cli.demo import demo
+from dtncloud.cli.tcpcl import tcpcl
 
 __all__ = ["cli", "main"]
 
@@ -33,6 +35,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 cli.add_command(bundle)
 cli.add_command(demo)
+cli.add_command(tcpcl)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,291 @@
+"""TCPCLv4 over loopback: dtncloud's driver against a plain asyncio stream, in one run.
+
+Three figures, each with the receiver in its own process (a fresh one per measurement):
+
+* **bulk**: one 256 MiB bundle streamed from a file. The baseline is a plain asyncio stream
+  that copies the same file's bytes between the same two kinds of process (the receiver
+  discards them and answers one byte at the end). Target: dtncloud at no less than 50% of
+  the baseline's throughput.
+* **receiver RSS**: the peak resident set size of the receiving process during the bulk
+  transfer (``ru_maxrss``). Target: under 200 MB. The receiver spools to a file in the
+  system temporary directory.
+* **many small**: 10,000 bundles of 1 KiB over one session, all offered at once (the link
+  pipelines them) and each acknowledged. Target: no less than 10,000 bundles per second.
+
+Rounds alternate baseline and dtncloud so that machine load affects both; the figure is the
+median over rounds. Missed targets are reported, never raised.
+
+    python benchmarks/bench_tcpcl.py [--size-mib 256] [--count 10000] [--rounds 3] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+try:
+    import dtncloud  # noqa: F401
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dtncloud.bpv7 import Bundle, encode_bundle
+from dtncloud.cla.base import Link, ReceivedBundle
+from dtncloud.cla.tcpcl import TcpclConvergenceLayer, TcpclOptions
+
+SEGMENT = 1 << 20
+DEFAULT_SPOOL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+TRANSFER_MRU = 1 << 30
+
+
+# --- the receiving process -----------------------------------------------------------------
+
+
+class _Counter:
+    def __init__(self, expected: int, done: asyncio.Event) -> None:
+        self.expected = expected
+        self.done = done
+        self.count = 0
+        self.bytes = 0
+
+    def link_up(self, link: Link) -> None:
+        pass
+
+    def link_down(self, link: Link, reason: str) -> None:
+        pass
+
+    async def bundle_received(self, bundle: ReceivedBundle) -> None:
+        self.count += 1
+        self.bytes += bundle.length
+        if self.count >= self.expected:
+            self.done.set()
+
+
+async def _receive_dtncloud(expected: int, spool: Path) -> None:
+    done = asyncio.Event()
+    counter = _Counter(expected, done)
+    options = TcpclOptions(
+        node_id="ipn:2.0", listen="127.0.0.1", port=0, segment_mru=SEGMENT,
+        max_segment_size=SEGMENT, transfer_mru=TRANSFER_MRU, spool_dir=spool,
+    )  # fmt: skip
+    cla = TcpclConvergenceLayer(counter, options)
+    await cla.start()
+    print(f"PORT {cla.port}", flush=True)
+    await done.wait()
+    await asyncio.sleep(0)  # let the final acknowledgement go out before stopping
+    await cla.stop()
+
+
+async def _receive_plain(expected_bytes: int) -> None:
+    finished = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        remaining = expected_bytes
+        while remaining > 0:
+            chunk = await reader.read(1 << 20)
+            if not chunk:
+                break
+            remaining -= len(chunk)
+        writer.write(b"k")
+        await writer.drain()
+        writer.close()
+        finished.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, limit=1 << 20)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    await finished.wait()
+    server.close()
+
+
+def receiver_main(args: argparse.Namespace) -> None:
+    if args.receiver == "plain":
+        asyncio.run(_receive_plain(args.expected_bytes))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-spool-", dir=args.spool_dir) as spool:
+            asyncio.run(_receive_dtncloud(args.expected, Path(spool)))
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"maxrss_mb": rss_kb / 1024}), flush=True)
+
+
+# --- the sending side (this process) -------------------------------------------------------
+
+
+class _Receiver:
+    """A receiver subprocess; its port is read from its first line."""
+
+    def __init__(self, *arguments: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, *arguments], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"receiver failed to start: {line!r}")
+        self.port = int(line.split()[1])
+
+    def result(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()
+        self.process.wait(timeout=60)
+        return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+class _Quiet:
+    def link_up(self, link: Link) -> None:
+        pass
+
+    def link_down(self, link: Link, reason: str) -> None:
+        pass
+
+    async def bundle_received(self, bundle: ReceivedBundle) -> None:
+        pass
+
+
+def _sender_cla() -> TcpclConvergenceLayer:
+    options = TcpclOptions(
+        node_id="ipn:1.0", segment_mru=SEGMENT, max_segment_size=SEGMENT, transfer_mru=TRANSFER_MRU
+    )
+    return TcpclConvergenceLayer(_Quiet(), options)
+
+
+async def _send_file_dtncloud(port: int, path: Path) -> float:
+    cla = _sender_cla()
+    await cla.start()
+    link = await cla.connect(f"127.0.0.1:{port}")
+    started = time.perf_counter()
+    await link.send(path)
+    elapsed = time.perf_counter() - started
+    await link.close()
+    await cla.stop()
+    return elapsed
+
+
+async def _send_file_plain(port: int, path: Path) -> float:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    started = time.perf_counter()
+    with open(path, "rb") as source:
+        while chunk := source.read(SEGMENT):
+            writer.write(chunk)
+            await writer.drain()
+    await reader.readexactly(1)
+    elapsed = time.perf_counter() - started
+    writer.close()
+    return elapsed
+
+
+async def _send_many_dtncloud(port: int, bundles: list[bytes]) -> float:
+    cla = _sender_cla()
+    await cla.start()
+    link = await cla.connect(f"127.0.0.1:{port}")
+    started = time.perf_counter()
+    await asyncio.gather(*(link.send(data) for data in bundles))
+    elapsed = time.perf_counter() - started
+    await link.close()
+    await cla.stop()
+    return elapsed
+
+
+def _bulk(path: Path, size: int, rounds: int, spool_dir: str) -> dict[str, Any]:
+    ratios, ours_rates, plain_rates, rss = [], [], [], []
+    for _ in range(rounds):
+        plain = _Receiver("--receiver", "plain", "--expected-bytes", str(size))
+        plain_s = asyncio.run(_send_file_plain(plain.port, path))
+        plain.result()
+        ours = _Receiver("--receiver", "dtncloud", "--expected", "1", "--spool-dir", spool_dir)
+        ours_s = asyncio.run(_send_file_dtncloud(ours.port, path))
+        rss.append(ours.result()["maxrss_mb"])
+        plain_rates.append(size / plain_s / 1e6)
+        ours_rates.append(size / ours_s / 1e6)
+        ratios.append(plain_s / ours_s)
+        print(
+            f"  round: plain {plain_rates[-1]:8.0f} MB/s   dtncloud {ours_rates[-1]:8.0f} MB/s"
+            f"   ratio {ratios[-1]:.2f}   receiver peak RSS {rss[-1]:.0f} MB",
+            flush=True,
+        )
+    return {
+        "plain_mb_s": statistics.median(plain_rates),
+        "dtncloud_mb_s": statistics.median(ours_rates),
+        "ratio": statistics.median(ratios),
+        "receiver_peak_rss_mb": max(rss),
+    }
+
+
+def _many(count: int, rounds: int) -> dict[str, Any]:
+    bundles = [
+        encode_bundle(
+            Bundle.create(source="ipn:1.1", destination="ipn:2.1", payload=os.urandom(1024 - 40),
+                          creation_time=1, sequence=i)
+        )
+        for i in range(count)
+    ]  # fmt: skip
+    rates = []
+    for _ in range(rounds):
+        receiver = _Receiver("--receiver", "dtncloud", "--expected", str(count))
+        elapsed = asyncio.run(_send_many_dtncloud(receiver.port, bundles))
+        receiver.result()
+        rates.append(count / elapsed)
+        print(f"  round: {rates[-1]:8.0f} bundles/s ({len(bundles[0])} bytes each)", flush=True)
+    return {"bundles_per_s": statistics.median(rates), "bundle_bytes": len(bundles[0])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--receiver", choices=["plain", "dtncloud"], help=argparse.SUPPRESS)
+    parser.add_argument("--expected", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--expected-bytes", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--spool-dir",
+        default=DEFAULT_SPOOL_DIR,
+        help="where the receiver spools the large bundle (default: %(default)s, memory-backed "
+        "where available, so the figure measures the convergence layer and not the disk)",
+    )
+    args = parser.parse_args()
+    if args.receiver:
+        receiver_main(args)
+        return 0
+
+    size = args.size_mib << 20
+    with tempfile.TemporaryDirectory(prefix="bench-tcpcl-") as tmp:
+        path = Path(tmp) / "big.bundle"
+        with open(path, "wb") as out:
+            block = os.urandom(1 << 20)
+            for _ in range(args.size_mib):
+                out.write(block)
+        print(f"bulk: one {args.size_mib} MiB bundle, {args.rounds} rounds", flush=True)
+        print(f"  (receiver spools to {args.spool_dir})", flush=True)
+        bulk = _bulk(path, size, args.rounds, args.spool_dir)
+    print(f"many small: {args.count} bundles of 1 KiB, {args.rounds} rounds", flush=True)
+    many = _many(args.count, args.rounds)
+
+    results = {"bulk": bulk, "many": many}
+    checks = [
+        ("bulk throughput >= 50% of a plain asyncio stream", bulk["ratio"] >= 0.5,
+         f"{bulk['ratio'] * 100:.0f}% ({bulk['dtncloud_mb_s']:.0f} vs {bulk['plain_mb_s']:.0f} MB/s)"),
+        ("receiver peak RSS < 200 MB", bulk["receiver_peak_rss_mb"] < 200,
+         f"{bulk['receiver_peak_rss_mb']:.0f} MB"),
+        ("10,000 x 1 KiB at >= 10,000 bundles/s", many["bundles_per_s"] >= 10_000,
+         f"{many['bundles_per_s']:.0f} bundles/s"),
+    ]  # fmt: skip
+    print()
+    for name, ok, figure in checks:
+        print(f"{'met ' if ok else 'MISSED'}  {name}: {figure}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

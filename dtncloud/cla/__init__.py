@@ -1,0 +1,1 @@
+"""Convergence-layer drivers (asyncio shells around the sans-IO protocol cores)."""

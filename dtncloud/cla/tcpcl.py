@@ -1,0 +1,317 @@
+"""The TCP convergence layer driver: TCPCLv4 (RFC 9174, with TLS) and TCPCLv3 (RFC 7242).
+
+One listener serves both versions: the passive side reads the peer's contact header first
+and picks the session class from its version byte. Outgoing connections use the configured
+version. There is one session per peer address, reused for every bundle; configured peers are
+kept connected, with exponential backoff between attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import shutil
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dtncloud.bpv7 import BundleId
+from dtncloud.cla import tls as tlsmod
+from dtncloud.cla.base import ConvergenceLayer, Link, LinkEvents, parse_host_port
+from dtncloud.cla.spool import DEFAULT_SPOOL_THRESHOLD
+from dtncloud.cla.tcpcl_link import TcpclLink, loop_ms
+from dtncloud.cla.tls import TlsConfig
+from dtncloud.errors import ConfigError, ConnectError
+from dtncloud.tcpcl.codes import DEFAULT_PORT, MAGIC, Role
+from dtncloud.tcpcl.config import (
+    DEFAULT_SEGMENT_MRU,
+    DEFAULT_TRANSFER_MRU,
+    SessionConfig,
+)
+from dtncloud.tcpcl.session import Session
+from dtncloud.tcpcl.v3 import SessionV3
+
+log = logging.getLogger("dtncloud.cla.tcpcl")
+
+
+@dataclass(frozen=True)
+class TcpclOptions:
+    """How a TCPCL driver listens, connects and negotiates.
+
+    ``listen`` is the host to listen on (``None``: do not listen; ``""``: every interface)
+    and ``port`` its port (0 picks a free one; see :attr:`TcpclConvergenceLayer.port`).
+    ``version`` is what outgoing sessions speak (4 or 3). ``tls`` enables TLS (TCPCLv4 only).
+    ``peers`` are addresses to keep a session with, reconnecting with exponential backoff
+    from ``reconnect_initial_s`` up to ``reconnect_max_s``. Incoming transfers larger than
+    ``spool_threshold`` are written to files in ``spool_dir`` (a private temporary directory
+    if ``None``).
+    """
+
+    node_id: str = ""
+    listen: str | None = None
+    port: int = DEFAULT_PORT
+    version: int = 4
+    keepalive_s: int = 60
+    segment_mru: int = DEFAULT_SEGMENT_MRU
+    transfer_mru: int = DEFAULT_TRANSFER_MRU
+    max_segment_size: int = DEFAULT_SEGMENT_MRU
+    tls: TlsConfig | None = None
+    peers: tuple[str, ...] = ()
+    reconnect_initial_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    contact_timeout_s: float = 60.0
+    spool_dir: Path | None = None
+    spool_threshold: int = DEFAULT_SPOOL_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if self.version not in (3, 4):
+            raise ConfigError(f"TCPCL version must be 3 or 4, not {self.version}")
+        if self.tls is not None and self.version == 3:
+            raise ConfigError("TLS needs TCPCL version 4")
+        tls = self.tls
+        if tls is not None and self.listen is not None and tls.require and not tls.can_serve:
+            raise ConfigError("a listener that requires TLS needs a certificate (--tls-cert)")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} out of range")
+        if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
+            raise ConfigError("reconnect delays must satisfy 0 < initial <= max")
+        self.session_config()  # validates the session parameters
+
+    def session_config(self) -> SessionConfig:
+        """The sans-IO session configuration these options describe."""
+        return SessionConfig(
+            node_id=self.node_id,
+            keepalive_s=self.keepalive_s,
+            segment_mru=self.segment_mru,
+            transfer_mru=self.transfer_mru,
+            max_segment_size=self.max_segment_size,
+            can_tls=self.tls is not None,
+            require_tls=self.tls is not None and self.tls.require,
+            contact_timeout_ms=int(self.contact_timeout_s * 1000),
+        )
+
+
+class TcpclConvergenceLayer(ConvergenceLayer):
+    """TCPCL listener and connector; see the module docstring.
+
+    ``known_bundle`` (optional) answers whether the node already holds a bundle; incoming
+    transfers of such bundles are refused as "completed" as soon as their primary block is in.
+    ``rng`` jitters reconnection delays (injected for reproducibility).
+    """
+
+    name = "tcpcl"
+    reliable = True
+
+    def __init__(
+        self,
+        events: LinkEvents,
+        options: TcpclOptions,
+        *,
+        known_bundle: Callable[[BundleId], bool] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(events)
+        self.options = options
+        self.session_config = options.session_config()
+        # Only a node with a certificate can be the TLS server, so only it offers CAN_TLS
+        # on sessions it accepts.
+        can_serve = options.tls is not None and options.tls.can_serve
+        self._passive_config = dataclasses.replace(
+            self.session_config,
+            can_tls=can_serve,
+            require_tls=self.session_config.require_tls,
+        )
+        self.tls_config = options.tls
+        self.known_bundle = known_bundle
+        self.spool_threshold = options.spool_threshold
+        self._rng = rng or random.Random()
+        self._server: asyncio.Server | None = None
+        self._tls_contexts: dict[bool, ssl.SSLContext] = {}
+        self._links: dict[str, TcpclLink] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connecting: dict[str, asyncio.Future[TcpclLink]] = {}
+        self._own_spool: tempfile.TemporaryDirectory[str] | None = None
+        self.spool_dir = options.spool_dir or Path(tempfile.gettempdir())
+        self.port: int | None = None
+        self._running = False
+
+    @property
+    def max_bundle_size(self) -> int | None:
+        return None
+
+    def tls_context(self, *, server_side: bool) -> ssl.SSLContext:
+        """The TLS context for one side, built once (it reads the key and CA files)."""
+        assert self.tls_config is not None
+        context = self._tls_contexts.get(server_side)
+        if context is None:
+            make = tlsmod.server_context if server_side else tlsmod.client_context
+            context = self._tls_contexts[server_side] = make(self.tls_config)
+        return context
+
+    @property
+    def links(self) -> list[Link]:
+        return [link for link in self._links.values() if link.is_up]
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        if self.options.spool_dir is None:
+            self._own_spool = tempfile.TemporaryDirectory(prefix="dtncloud-spool-")
+            self.spool_dir = Path(self._own_spool.name)
+        else:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+        if self.options.listen is not None:
+            host = self.options.listen or None
+            try:
+                self._server = await asyncio.start_server(
+                    self._accept, host, self.options.port, limit=1 << 20
+                )
+            except OSError as exc:
+                self._running = False
+                raise ConnectError(
+                    f"cannot listen on {self.options.listen or '*'}:{self.options.port}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
+            self.port = self._server.sockets[0].getsockname()[1]
+            log.info("TCPCL listening on port %d", self.port)
+        for address in self.options.peers:
+            self._spawn(self._maintain(address))
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        links = list(self._links.values())
+        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        if self._own_spool is not None:
+            shutil.rmtree(self._own_spool.name, ignore_errors=True)
+            self._own_spool = None
+
+    async def connect(self, address: str) -> TcpclLink:
+        """Open (or reuse) the session with ``address`` (``host[:port]``)."""
+        host, port = parse_host_port(address, DEFAULT_PORT)
+        key = f"{host}:{port}"
+        link = self._links.get(key)
+        if link is not None and link.is_up:
+            return link
+        pending = self._connecting.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[TcpclLink] = asyncio.get_running_loop().create_future()
+        self._connecting[key] = future
+        try:
+            link = await self._open(host, port, key)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        else:
+            future.set_result(link)
+            return link
+        finally:
+            del self._connecting[key]
+
+    async def _open(self, host: str, port: int, key: str) -> TcpclLink:
+        timeout = self.options.contact_timeout_s
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, limit=1 << 20), timeout
+            )
+        except TimeoutError:
+            raise ConnectError(f"cannot connect to {key}: timed out") from None
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {key}: {exc.strerror or exc}") from exc
+        session_class = SessionV3 if self.options.version == 3 else Session
+        session = session_class(Role.ACTIVE, self.session_config, loop_ms())
+        link = TcpclLink(
+            self, session, reader, writer, role=Role.ACTIVE, peer_address=key, peer_host=host
+        )
+        self._links[key] = link
+        self._spawn(link.run())
+        try:
+            await asyncio.wait_for(asyncio.shield(link.established), timeout)
+        except TimeoutError:
+            writer.transport.abort()
+            raise ConnectError(f"cannot connect to {key}: no session after {timeout:g} s") from None
+        except ConnectError as exc:
+            raise ConnectError(f"cannot connect to {key}: {exc}") from None
+        return link
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        host, port = str(peer[0]), int(peer[1])
+        key = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            header = await asyncio.wait_for(reader.readexactly(6), self.options.contact_timeout_s)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+            log.info("%s: no contact header; closing", key)
+            writer.close()
+            return
+        if header[:4] != MAGIC:
+            log.info("%s: not a TCPCL peer (bad magic); closing", key)
+            writer.close()
+            return
+        session_class = SessionV3 if header[4] == 3 else Session
+        session = session_class(Role.PASSIVE, self._passive_config, loop_ms())
+        link = TcpclLink(
+            self, session, reader, writer, role=Role.PASSIVE, peer_address=key, peer_host=host
+        )
+        self._links[key] = link
+        session.receive_data(header, loop_ms())
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await link.run()
+        except asyncio.CancelledError:
+            pass  # stop() ended the session; the server's task just finishes
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _maintain(self, address: str) -> None:
+        """Keep a session with ``address`` open, backing off exponentially between attempts."""
+        delay = self.options.reconnect_initial_s
+        while self._running:
+            try:
+                link = await self.connect(address)
+            except ConnectError as exc:
+                wait = delay * (0.5 + self._rng.random())
+                log.info("%s; retrying in %.1f s", exc, wait)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, self.options.reconnect_max_s)
+                continue
+            delay = self.options.reconnect_initial_s
+            reason = await link.wait_closed()
+            log.info("session with %s ended (%s)", address, reason)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- called by links ----------------------------------------------------------------
+
+    def _link_up(self, link: TcpclLink) -> None:
+        self.events.link_up(link)
+
+    def _forget(self, link: TcpclLink) -> None:
+        if self._links.get(link.peer_address) is link:
+            del self._links[link.peer_address]
+        if link.established.done() and link.established.exception() is None:
+            self.events.link_down(link, link.closed.result() if link.closed.done() else "closed")

@@ -1,0 +1,519 @@
+"""One TCPCL session on one TCP connection: the asyncio shell around a sans-IO session.
+
+The link only moves bytes between the socket and the session, runs the TLS handshake when
+the session asks for it, keeps one timer armed at the session's deadline, and turns session
+events into futures and node callbacks. Every protocol decision is the session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dtncloud.bpv7 import peek_bundle_id
+from dtncloud.cla import tls as tlsmod
+from dtncloud.cla.base import Link, Outgoing, ReceivedBundle, outgoing_length
+from dtncloud.cla.spool import IncomingTransfer
+from dtncloud.errors import (
+    ConnectError,
+    LinkDown,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TransferRefused,
+)
+from dtncloud.tcpcl.codes import Role, SessTermReason, XferRefuseReason
+from dtncloud.tcpcl.events import (
+    ContactEstablished,
+    IncomingTransferAborted,
+    MessageRejected,
+    PeerMisbehaved,
+    SegmentAcknowledged,
+    SegmentReceived,
+    SessionClosed,
+    SessionEnding,
+    SessionEstablished,
+    TransferRefusedByPeer,
+    TransferSucceeded,
+)
+
+if TYPE_CHECKING:
+    from dtncloud.cla.tcpcl import TcpclConvergenceLayer
+
+log = logging.getLogger("dtncloud.cla.tcpcl")
+
+#: How much to ask the socket for at a time.
+READ_SIZE = 1 << 20
+#: Transport write buffer limits: large enough that a 1 MiB segment does not stall the
+#: pipeline, small enough to bound memory per session.
+WRITE_HIGH_WATER = 4 << 20
+WRITE_LOW_WATER = 1 << 20
+_DEFAULT_REASON = "session closed"
+
+
+def loop_ms() -> int:
+    """The event loop's monotonic clock in integer milliseconds (the sessions' ``now``)."""
+    return int(asyncio.get_running_loop().time() * 1000)
+
+
+class TcpclLink(Link):
+    """A TCPCL session with one peer, usable for many bundles in turn (or pipelined)."""
+
+    cla_name = "tcpcl"
+
+    def __init__(
+        self,
+        cla: TcpclConvergenceLayer,
+        session: Any,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        role: Role,
+        peer_address: str,
+        peer_host: str,
+    ) -> None:
+        super().__init__()
+        self.cla = cla
+        self.session = session
+        self.role = role
+        self.peer_address = peer_address
+        self._peer_host = peer_host
+        self._reader = reader
+        self._writer = writer
+        self.version = 3 if type(session).__name__ == "SessionV3" else 4
+        self.cla_name = "tcpcl" if self.version == 4 else "tcpclv3"
+        loop = asyncio.get_running_loop()
+        self.established: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[str] = loop.create_future()
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._acknowledged: dict[int, int] = {}
+        self._incoming: dict[int, IncomingTransfer] = {}
+        self._send_lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: int | None = None
+        self._peer_identity: Any = None
+        self._close_reason = _DEFAULT_REASON
+        self._up = False
+        self._tls_just_started = False
+        transport = writer.transport
+        with contextlib.suppress(AttributeError, NotImplementedError):
+            transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+
+    # --- Link interface ---------------------------------------------------------------
+
+    @property
+    def peer_node_id(self) -> str | None:
+        node_id = self.session.peer_node_id
+        return node_id or None
+
+    @property
+    def max_bundle_size(self) -> int | None:
+        return int(self.session.peer_transfer_mru) if self._up else None
+
+    @property
+    def is_up(self) -> bool:
+        return self._up
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.session.tls)
+
+    async def send(self, bundle: Outgoing) -> None:
+        """Send one bundle; returns when the peer has acknowledged all of it."""
+        await self._wait_established()
+        length = outgoing_length(bundle)
+        if length > self.session.peer_transfer_mru:
+            self.stats.refused += 1
+            raise TransferRefused(
+                f"bundle of {length} bytes exceeds the peer's transfer MRU of "
+                f"{self.session.peer_transfer_mru} bytes; fragment it",
+                reason=XferRefuseReason.NO_RESOURCES,
+            )
+        async with self._send_lock:
+            if not self._up:
+                raise LinkDown(f"link to {self.peer_address} is down: {self._close_reason}")
+            try:
+                transfer_id = self.session.start_transfer(length, loop_ms())
+            except LocalProtocolError as exc:
+                raise LinkDown(f"link to {self.peer_address}: {exc}") from exc
+            done = asyncio.get_running_loop().create_future()
+            self._pending[transfer_id] = done
+            self._acknowledged[transfer_id] = 0
+            try:
+                if isinstance(bundle, (bytes, bytearray, memoryview)):
+                    await self._send_memory(transfer_id, memoryview(bundle))
+                else:
+                    await self._send_file(transfer_id, Path(bundle), length)
+            except TransferRefused:
+                pass  # the peer refused mid-transfer; ``done`` carries the refusal
+            except (LocalProtocolError, ConnectionError, OSError) as exc:
+                if not done.done():
+                    done.set_exception(self._link_down(transfer_id, str(exc)))
+        try:
+            await done
+        finally:
+            self._pending.pop(transfer_id, None)
+            self._acknowledged.pop(transfer_id, None)
+        self.stats.bundles_sent += 1
+        self.stats.bytes_sent += length
+
+    async def _send_memory(self, transfer_id: int, view: memoryview) -> None:
+        length = view.nbytes
+        offset = 0
+        while True:
+            size = self.session.max_segment_size
+            end = offset + size >= length
+            self.session.send_segment(transfer_id, view[offset : offset + size], loop_ms(), end=end)
+            await self._flush_and_drain()
+            if end:
+                return
+            offset += size
+
+    async def _send_file(self, transfer_id: int, path: Path, length: int) -> None:
+        with open(path, "rb") as source:
+            sent = 0
+            while True:
+                chunk = source.read(self.session.max_segment_size)
+                sent += len(chunk)
+                end = sent >= length or not chunk
+                self.session.send_segment(transfer_id, chunk, loop_ms(), end=end)
+                await self._flush_and_drain()
+                if end:
+                    return
+
+    async def close(self) -> None:
+        """End the session with SESS_TERM; open transfers may finish first."""
+        if not self.closed.done() and not self.session.closed:
+            with contextlib.suppress(LocalProtocolError):
+                self.session.terminate(SessTermReason.UNKNOWN, loop_ms())
+            self._flush()
+            self._rearm()
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(self.closed), self.cla.session_config.ending_timeout_ms / 1000
+            )
+        except TimeoutError:
+            self._writer.transport.abort()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.closed), 1.0)
+
+    async def wait_closed(self) -> str:
+        """Wait until the session is over; returns why it ended, in words."""
+        return await asyncio.shield(self.closed)
+
+    # --- the I/O loop -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Drive the session until it closes; never raises for network or peer trouble."""
+        try:
+            self._flush()
+            await self._process_events()
+            if self.version == 4 and self.role is Role.ACTIVE:
+                # Read exactly the contact header, so that no TLS byte is consumed as plain text.
+                header = await self._reader.readexactly(6)
+                self.session.receive_data(header, loop_ms())
+                await self._process_events()
+            while not self.session.closed:
+                data = await self._reader.read(READ_SIZE)
+                if not data:
+                    if self._tls_just_started:
+                        self._close_reason = (
+                            "peer closed the connection after TLS (did it refuse our certificate?)"
+                        )
+                    self.session.connection_lost(loop_ms())
+                else:
+                    self._tls_just_started = False
+                    self.stats.bytes_received += len(data)
+                    self.session.receive_data(data, loop_ms())
+                await self._process_events()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+            self._close_reason = f"connection lost: {exc or type(exc).__name__}"
+            if self._tls_just_started:
+                # TLS 1.3 servers check the client certificate after the client's handshake
+                # has completed, so a refusal shows up here, as the connection closing.
+                self._close_reason = (
+                    "peer closed the connection after TLS (did it refuse our certificate?)"
+                )
+            self.session.connection_lost(loop_ms())
+            await self._process_events()
+        except asyncio.CancelledError:
+            self._close_reason = "stopped"
+            self.session.connection_lost(loop_ms())
+            await self._process_events()
+            raise
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._up = False
+        if self._timer is not None:
+            self._timer.cancel()
+        for transfer in self._incoming.values():
+            transfer.discard()
+        self._incoming.clear()
+        for transfer_id, future in list(self._pending.items()):
+            if not future.done():
+                future.set_exception(self._link_down(transfer_id, self._close_reason))
+        if not self.established.done():
+            self.established.set_exception(ConnectError(self._close_reason))
+            self.established.exception()  # mark retrieved: nobody may be waiting
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        if not self.closed.done():
+            self.closed.set_result(self._close_reason)
+        self.cla._forget(self)
+
+    def _link_down(self, transfer_id: int, reason: str) -> LinkDown:
+        acknowledged = self._acknowledged.get(transfer_id, 0)
+        return LinkDown(
+            f"link to {self.peer_address} went down ({reason}); "
+            f"{acknowledged} bytes of the transfer were acknowledged",
+            acknowledged=acknowledged,
+        )
+
+    async def _wait_established(self) -> None:
+        if not self.established.done():
+            await asyncio.shield(self.established)
+        if self.established.exception() is not None:
+            raise LinkDown(f"link to {self.peer_address} never came up: {self._close_reason}")
+
+    # --- bytes out and the timer --------------------------------------------------------
+
+    def _flush(self) -> None:
+        data = self.session.data_to_send()
+        if data and not self._writer.is_closing():
+            self._writer.write(data)
+        self._rearm()
+
+    async def _flush_and_drain(self) -> None:
+        self._flush()
+        if self._writer.transport.get_write_buffer_size() > WRITE_LOW_WATER:
+            await self._writer.drain()
+
+    def _rearm(self) -> None:
+        deadline = self.session.get_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(deadline / 1000, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.session.handle_timer(loop_ms())
+        self._flush()
+        if self.session.closed:
+            # Wake the reader: closing the transport ends its pending read.
+            self._writer.close()
+
+    # --- session events -----------------------------------------------------------------
+
+    async def _process_events(self) -> None:
+        session = self.session
+        while True:
+            self._flush()
+            event = session.next_event()
+            if event is None:
+                return
+            match event:
+                case SegmentReceived():
+                    await self._on_segment(event)
+                case SegmentAcknowledged():
+                    self._acknowledged[event.transfer_id] = event.acknowledged
+                case TransferSucceeded():
+                    self._on_succeeded(event)
+                case TransferRefusedByPeer():
+                    self._on_refused(event)
+                case IncomingTransferAborted():
+                    transfer = self._incoming.pop(event.transfer_id, None)
+                    if transfer is not None:
+                        transfer.discard()
+                case ContactEstablished():
+                    await self._on_contact(event)
+                case SessionEstablished():
+                    self._on_established(event)
+                case MessageRejected():
+                    log.warning(
+                        "%s rejected our message type %#x (reason %d)",
+                        self.peer_address, event.message_type, event.reason,
+                    )  # fmt: skip
+                case PeerMisbehaved():
+                    self.stats.extra["protocol_errors"] = (
+                        self.stats.extra.get("protocol_errors", 0) + 1
+                    )
+                    log.warning("%s broke the protocol: %s", self.peer_address, event.description)
+                case SessionEnding():
+                    self._on_ending(event)
+                case SessionClosed():
+                    self._on_closed(event)
+
+    async def _on_contact(self, event: ContactEstablished) -> None:
+        if not event.use_tls:
+            return
+        self._flush()
+        tls = self.cla.tls_config
+        if tls is None:  # cannot happen: we only offer CAN_TLS with a TLS configuration
+            self.session.connection_lost(loop_ms())
+            return
+        context = self.cla.tls_context(server_side=event.server_side)
+        hostname = None if event.server_side else tlsmod.server_hostname(self._peer_host)
+        try:
+            await self._writer.start_tls(context, server_hostname=hostname)
+        except (ssl.SSLError, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+            self._close_reason = f"TLS handshake failed: {tlsmod.tls_error_message(exc)}"
+            log.warning("%s: %s", self.peer_address, self._close_reason)
+            self.session.connection_lost(loop_ms())
+            return
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        try:
+            self._peer_identity = tlsmod.peer_identity(der) if der else None
+        except RemoteProtocolError as exc:
+            self._close_reason = f"unreadable peer certificate: {exc}"
+            self.session.connection_lost(loop_ms())
+            return
+        self._tls_just_started = self.role is Role.ACTIVE
+        self.session.tls_established(loop_ms())
+
+    def _on_established(self, event: SessionEstablished) -> None:
+        if event.tls and self.cla.tls_config is not None:
+            problem = tlsmod.authenticate_peer(
+                self._peer_identity,
+                claimed_node_id=event.peer_node_id or None,
+                connected_host=self._peer_host if self.role is Role.ACTIVE else None,
+                config=self.cla.tls_config,
+            )
+            if problem is not None:
+                self._close_reason = f"peer authentication failed: {problem}"
+                log.warning("%s: %s", self.peer_address, self._close_reason)
+                self.session.terminate(SessTermReason.CONTACT_FAILURE, loop_ms())
+                return
+        self._up = True
+        if not self.established.done():
+            self.established.set_result(None)
+        log.info(
+            "session with %s (%s) up: TCPCLv%d%s, keepalive %ss",
+            self.peer_address, event.peer_node_id or "node ID not disclosed", self.version,
+            " over TLS" if event.tls else "", event.keepalive_s,
+        )  # fmt: skip
+        self.cla._link_up(self)
+
+    async def _on_segment(self, event: SegmentReceived) -> None:
+        transfer_id = event.transfer_id
+        transfer = self._incoming.get(transfer_id)
+        if event.start or transfer is None:
+            if transfer is not None:
+                transfer.discard()
+            transfer = IncomingTransfer(
+                transfer_id, self.cla.spool_dir, self.cla.spool_threshold, event.total_length
+            )
+            self._incoming[transfer_id] = transfer
+        transfer.append(event.data)
+        # Refuse a bundle the node already holds as soon as its primary block is in (and
+        # again at the end, for a single-segment transfer or a late answer).
+        if (event.start or event.end) and self._already_held(transfer):
+            del self._incoming[transfer_id]
+            transfer.discard()
+            self.stats.refused += 1
+            self.session.refuse_transfer(transfer_id, XferRefuseReason.COMPLETED, loop_ms())
+            return
+        if event.end:
+            await self._deliver(transfer)
+
+    def _already_held(self, transfer: IncomingTransfer) -> bool:
+        known = self.cla.known_bundle
+        if known is None:
+            return False
+        bundle_id = peek_bundle_id(transfer.prefix)
+        return bundle_id is not None and known(bundle_id)
+
+    async def _deliver(self, transfer: IncomingTransfer) -> None:
+        transfer_id = transfer.transfer_id
+        del self._incoming[transfer_id]
+        data, path = transfer.finish()
+        received = ReceivedBundle(length=transfer.length, link=self, data=data, path=path)
+        try:
+            await self.cla.events.bundle_received(received)
+        except TransferRefused as exc:
+            self.stats.refused += 1
+            reason = exc.reason if exc.reason else XferRefuseReason.NOT_ACCEPTABLE
+            self.session.refuse_transfer(transfer_id, XferRefuseReason(reason), loop_ms())
+        except Exception:
+            log.exception(
+                "%s: the node failed to take a bundle over; refusing it", self.peer_address
+            )
+            self.stats.refused += 1
+            self.session.refuse_transfer(transfer_id, XferRefuseReason.NO_RESOURCES, loop_ms())
+        else:
+            self.stats.bundles_received += 1
+            self.session.accept_transfer(transfer_id, loop_ms())
+        finally:
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def _on_succeeded(self, event: TransferSucceeded) -> None:
+        self._acknowledged[event.transfer_id] = event.length
+        future = self._pending.get(event.transfer_id)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _on_refused(self, event: TransferRefusedByPeer) -> None:
+        self.stats.refused += 1
+        future = self._pending.get(event.transfer_id)
+        if future is not None and not future.done():
+            reason = int(event.reason)
+            future.set_exception(
+                TransferRefused(
+                    f"{self.peer_address} refused the bundle: {_refuse_text(reason)}",
+                    reason=reason,
+                )
+            )
+
+    def _on_ending(self, event: SessionEnding) -> None:
+        self._up = False
+        who = "peer" if event.by_peer else "we"
+        if self._close_reason == _DEFAULT_REASON:  # keep a more specific reason found earlier
+            self._close_reason = f"{who} ended the session ({_term_text(int(event.reason))})"
+
+    def _on_closed(self, event: SessionClosed) -> None:
+        self._up = False
+        if event.description and self._close_reason == _DEFAULT_REASON:
+            self._close_reason = event.description
+        for unfinished in event.unfinished:
+            self._acknowledged[unfinished.transfer_id] = unfinished.acknowledged
+        self._flush()
+        with contextlib.suppress(Exception):
+            if self._writer.can_write_eof() and not self._writer.is_closing():
+                self._writer.write_eof()
+        self._writer.close()
+
+
+def _refuse_text(reason: int) -> str:
+    try:
+        name = XferRefuseReason(reason).name
+    except ValueError:
+        return f"reason {reason}"
+    return {
+        "COMPLETED": "it already has the bundle",
+        "NO_RESOURCES": "no resources (too large; fragment it)",
+        "RETRANSMIT": "retransmit requested",
+        "NOT_ACCEPTABLE": "not acceptable",
+        "EXTENSION_FAILURE": "extension failure",
+        "SESSION_TERMINATING": "session terminating",
+    }.get(name, "no reason given")
+
+
+def _term_text(reason: int) -> str:
+    try:
+        return SessTermReason(reason).name.lower().replace("_", " ")
+    except ValueError:
+        return f"reason {reason}"
