@@ -16,6 +16,7 @@ from dtncloud.cli._output import DEBUG_KEY, PROG, DtnGroup
 from dtncloud.cli.bundle import bundle
 from dtncloud.cli.demo import demo
 from dtncloud.cli.tcpcl import tcpcl
+from dtncloud.cli.udp import udp
 
 __all__ = ["cli", "main"]
 
@@ -36,6 +37,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 cli.add_command(bundle)
 cli.add_command(demo)
 cli.add_command(tcpcl)
+cli.add_command(udp)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -70,7 +70,7 @@ def test_listen_and_send_move_bundles_and_exit_zero(tmp_path: Path) -> None:
         assert listener.returncode == 0
     received = sorted(p.read_bytes() for p in out.iterdir() if p.suffix == ".bundle")
     assert received == sorted(p.read_bytes() for p in files)
-    assert (out / "ipn_1.0@5.1.bundle").read_bytes() == files[1].read_bytes()
+    assert (out / "ipn%3A1.0@5.1.bundle").read_bytes() == files[1].read_bytes()
 
 
 def test_send_over_tcpclv3_reaches_the_same_listener(tmp_path: Path) -> None:
