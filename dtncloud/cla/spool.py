@@ -23,7 +23,16 @@ PREFIX_SIZE = 4096
 class IncomingTransfer:
     """The bytes of one incoming transfer so far."""
 
-    __slots__ = ("_buffer", "_file", "_head", "length", "path", "spool_dir", "threshold", "transfer_id")
+    __slots__ = (
+        "_buffer",
+        "_file",
+        "_head",
+        "length",
+        "path",
+        "spool_dir",
+        "threshold",
+        "transfer_id",
+    )
 
     def __init__(
         self,

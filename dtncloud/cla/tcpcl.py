@@ -40,13 +40,19 @@ from dtncloud.tcpcl.v3 import SessionV3
 log = logging.getLogger("dtncloud.cla.tcpcl")
 
 
+class _PeerSpeaksV3(ConnectError):
+    """Our TCPCLv4 contact header was answered by a TCPCLv3 one."""
+
+
 @dataclass(frozen=True)
 class TcpclOptions:
     """How a TCPCL driver listens, connects and negotiates.
 
     ``listen`` is the host to listen on (``None``: do not listen; ``""``: every interface)
     and ``port`` its port (0 picks a free one; see :attr:`TcpclConvergenceLayer.port`).
-    ``version`` is what outgoing sessions speak (4 or 3). ``tls`` enables TLS (TCPCLv4 only).
+    ``version`` is what outgoing sessions speak (4 or 3; a peer that answers version 4 with a
+    TCPCLv3 contact header is reconnected to with version 3, unless TLS is required).
+    ``tls`` enables TLS (TCPCLv4 only).
     ``peers`` are addresses to keep a session with, reconnecting with exponential backoff
     from ``reconnect_initial_s`` up to ``reconnect_max_s``. Incoming transfers larger than
     ``spool_threshold`` are written to files in ``spool_dir`` (a private temporary directory
@@ -227,6 +233,18 @@ class TcpclConvergenceLayer(ConvergenceLayer):
             del self._connecting[key]
 
     async def _open(self, host: str, port: int, key: str) -> TcpclLink:
+        version = self.options.version
+        try:
+            return await self._open_version(host, port, key, version)
+        except _PeerSpeaksV3:
+            if version != 4 or self.session_config.require_tls:
+                raise
+        # A TCPCLv3-only peer (ION, older nodes) answered our v4 contact header with its v3
+        # one: RFC 9174 sessions cannot downgrade, but a new connection can speak v3.
+        log.info("%s speaks TCPCLv3 only; reconnecting with TCPCLv3", key)
+        return await self._open_version(host, port, key, 3)
+
+    async def _open_version(self, host: str, port: int, key: str, version: int) -> TcpclLink:
         timeout = self.options.contact_timeout_s
         try:
             reader, writer = await asyncio.wait_for(
@@ -236,7 +254,7 @@ class TcpclConvergenceLayer(ConvergenceLayer):
             raise ConnectError(f"cannot connect to {key}: timed out") from None
         except OSError as exc:
             raise ConnectError(f"cannot connect to {key}: {exc.strerror or exc}") from exc
-        session_class = SessionV3 if self.options.version == 3 else Session
+        session_class = SessionV3 if version == 3 else Session
         session = session_class(Role.ACTIVE, self.session_config, loop_ms())
         link = TcpclLink(
             self, session, reader, writer, role=Role.ACTIVE, peer_address=key, peer_host=host
@@ -249,6 +267,8 @@ class TcpclConvergenceLayer(ConvergenceLayer):
             writer.transport.abort()
             raise ConnectError(f"cannot connect to {key}: no session after {timeout:g} s") from None
         except ConnectError as exc:
+            if isinstance(session, Session) and session.peer_version == 3:
+                raise _PeerSpeaksV3(f"cannot connect to {key}: the peer speaks TCPCLv3") from None
             raise ConnectError(f"cannot connect to {key}: {exc}") from None
         return link
 
@@ -264,6 +284,10 @@ class TcpclConvergenceLayer(ConvergenceLayer):
             return
         if header[:4] != MAGIC:
             log.info("%s: not a TCPCL peer (bad magic); closing", key)
+            writer.close()
+            return
+        if header[4] == 3 and self._passive_config.require_tls:
+            log.info("%s: refusing a TCPCLv3 session: TLS is required", key)
             writer.close()
             return
         session_class = SessionV3 if header[4] == 3 else Session

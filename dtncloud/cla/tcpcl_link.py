@@ -12,7 +12,7 @@ import contextlib
 import logging
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dtncloud.bpv7 import peek_bundle_id
 from dtncloud.cla import tls as tlsmod
@@ -39,6 +39,7 @@ from dtncloud.tcpcl.events import (
     TransferRefusedByPeer,
     TransferSucceeded,
 )
+from dtncloud.tcpcl.interface import TcpclSession
 
 if TYPE_CHECKING:
     from dtncloud.cla.tcpcl import TcpclConvergenceLayer
@@ -67,7 +68,7 @@ class TcpclLink(Link):
     def __init__(
         self,
         cla: TcpclConvergenceLayer,
-        session: Any,
+        session: TcpclSession,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
@@ -94,7 +95,7 @@ class TcpclLink(Link):
         self._send_lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
-        self._peer_identity: Any = None
+        self._peer_identity: tlsmod.PeerIdentity | None = None
         self._close_reason = _DEFAULT_REASON
         self._up = False
         self._tls_just_started = False

@@ -166,6 +166,7 @@ class Session:
         self._term_sent = False
         self._term_received = False
         self._term_reason: SessTermReason | int | None = None
+        self._peer_version: int | None = None
         self._term_by_peer = False
         self._note = ""  # why we ended the session, for SessionClosed.description
         if role is Role.ACTIVE:
@@ -211,6 +212,11 @@ class Session:
     def tls(self) -> bool:
         """Whether the session runs over TLS."""
         return self._tls
+
+    @property
+    def peer_version(self) -> int | None:
+        """The version in the peer's contact header, once received (3 means: retry as v3)."""
+        return self._peer_version
 
     @property
     def outgoing_open(self) -> bool:
@@ -343,6 +349,7 @@ class Session:
 
     def _on_contact(self, header: m.ContactHeader) -> None:
         passive = self.role is Role.PASSIVE
+        self._peer_version = header.version
         if header.version != m.VERSION:
             if passive:
                 self._send(self._contact_header())

@@ -6,7 +6,8 @@ import asyncio
 import os
 import socket
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from dtncloud.tcpcl.codes import Role, XferRefuseReason
 from dtncloud.tcpcl.config import SessionConfig
 from dtncloud.tcpcl.events import SegmentReceived, SessionClosed
 from dtncloud.tcpcl.session import Session
+from dtncloud.tcpcl.v3 import SessionV3
 from tests.conformance.clas import Recorder
 
 pytestmark = pytest.mark.timeout(120)
@@ -39,6 +41,18 @@ def bundle_bytes(size: int, sequence: int = 0) -> bytes:
         sequence=sequence,
     )  # fmt: skip
     return encode_bundle(bundle)
+
+
+@asynccontextmanager
+async def started(*clas: TcpclConvergenceLayer) -> AsyncIterator[None]:
+    """Start the CLAs; stop them (last first) when the block ends, however it ends."""
+    for cla in clas:
+        await cla.start()
+    try:
+        yield
+    finally:
+        for cla in reversed(clas):
+            await cla.stop()
 
 
 def listener(events: Any, tmp: Path, **options: Any) -> TcpclConvergenceLayer:
@@ -73,17 +87,12 @@ def test_a_large_bundle_streams_through_spool_files_without_sitting_in_memory(
     async def body() -> None:
         rx = listener(Keeper(), tmp_path, transfer_mru=1 << 30)
         tx = sender(Recorder(), tmp_path)
-        await rx.start()
-        await tx.start()
-        try:
+        async with started(rx, tx):
             link = await tx.connect(f"127.0.0.1:{rx.port}")
             tracemalloc.start()
             await link.send(source)
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-        finally:
-            await tx.stop()
-            await rx.stop()
         # Both ends ran in this process: neither held the bundle whole.
         assert peak < size // 4, f"peak traced memory {peak} for a {size}-byte bundle"
 
@@ -107,9 +116,7 @@ def test_a_bundle_the_node_already_holds_is_refused_as_completed_early(tmp_path:
             known_bundle=lambda bundle_id: str(bundle_id) == "ipn:1.0@7.0",
         )  # fmt: skip
         tx = sender(Recorder(), tmp_path)
-        await rx.start()
-        await tx.start()
-        try:
+        async with started(rx, tx):
             link = await tx.connect(f"127.0.0.1:{rx.port}")
             with pytest.raises(TransferRefused) as info:
                 await link.send(data)
@@ -117,9 +124,6 @@ def test_a_bundle_the_node_already_holds_is_refused_as_completed_early(tmp_path:
             other = bundle_bytes(1000, sequence=1)
             await link.send(other)
             assert await delivered.received.get() == other
-        finally:
-            await tx.stop()
-            await rx.stop()
 
     run(body)
 
@@ -291,18 +295,13 @@ def test_tls_session_authenticates_both_node_ids(tmp_path: Path, pki: Any) -> No
         rx_events = Recorder()
         rx = listener(rx_events, tmp_path, tls=tls(pki, "node2"))
         tx = sender(Recorder(), tmp_path, tls=tls(pki, "node1"))
-        await rx.start()
-        await tx.start()
-        try:
+        async with started(rx, tx):
             link = await tx.connect(f"127.0.0.1:{rx.port}")
             assert link.tls and link.peer_node_id == "ipn:2.0"
             data = bundle_bytes(70_000)
             await link.send(data)
             assert await rx_events.received.get() == data
             assert rx_events.ups[0].peer_node_id == "ipn:1.0"
-        finally:
-            await tx.stop()
-            await rx.stop()
 
     run(body)
 
@@ -311,14 +310,9 @@ def test_tls_refuses_a_peer_claiming_another_node_id(tmp_path: Path, pki: Any) -
     async def body() -> None:
         rx = listener(Recorder(), tmp_path, tls=tls(pki, "node2"), node_id="ipn:3.0")
         tx = sender(Recorder(), tmp_path, tls=tls(pki, "node1"))
-        await rx.start()
-        await tx.start()
-        try:
+        async with started(rx, tx):
             with pytest.raises(ConnectError, match=r"ipn:2\.0|ipn:3\.0"):
                 await tx.connect(f"127.0.0.1:{rx.port}")
-        finally:
-            await tx.stop()
-            await rx.stop()
 
     run(body)
 
@@ -327,14 +321,9 @@ def test_tls_refuses_a_certificate_from_an_unknown_ca(tmp_path: Path, pki: Any) 
     async def body() -> None:
         rx = listener(Recorder(), tmp_path, tls=tls(pki, "impostor"))
         tx = sender(Recorder(), tmp_path, tls=tls(pki, "node1"))
-        await rx.start()
-        await tx.start()
-        try:
+        async with started(rx, tx):
             with pytest.raises(ConnectError, match=r"TLS|certificate"):
                 await tx.connect(f"127.0.0.1:{rx.port}")
-        finally:
-            await tx.stop()
-            await rx.stop()
 
     run(body)
 
@@ -343,14 +332,9 @@ def test_require_tls_refuses_a_plain_peer(tmp_path: Path, pki: Any) -> None:
     async def body() -> None:
         rx = listener(Recorder(), tmp_path, tls=tls(pki, "node2", require=True))
         tx = sender(Recorder(), tmp_path)
-        await rx.start()
-        await tx.start()
-        try:
+        async with started(rx, tx):
             with pytest.raises(ConnectError):
                 await tx.connect(f"127.0.0.1:{rx.port}")
-        finally:
-            await tx.stop()
-            await rx.stop()
 
     run(body)
 
@@ -360,18 +344,13 @@ def test_tcpclv3_sender_reaches_the_same_listener(tmp_path: Path) -> None:
         rx_events = Recorder()
         rx = listener(rx_events, tmp_path)
         tx = sender(Recorder(), tmp_path, version=3)
-        await rx.start()
-        await tx.start()
-        try:
+        async with started(rx, tx):
             link = await tx.connect(f"127.0.0.1:{rx.port}")
             assert link.cla_name == "tcpclv3"
             data = bundle_bytes(50_000)
             await link.send(data)
             assert await rx_events.received.get() == data
             assert rx_events.ups[0].peer_node_id == "ipn:1.0"
-        finally:
-            await tx.stop()
-            await rx.stop()
 
     run(body)
 
@@ -383,17 +362,71 @@ def test_closed_session_event_is_final(tmp_path: Path) -> None:
         rx_events, tx_events = Recorder(), Recorder()
         rx = listener(rx_events, tmp_path)
         tx = sender(tx_events, tmp_path)
-        await rx.start()
-        await tx.start()
-        try:
+        async with started(rx, tx):
             link = await tx.connect(f"127.0.0.1:{rx.port}")
             await link.send(bundle_bytes(100))
             await link.close()
             await rx_events.went_down.wait()
             assert len(tx_events.downs) == 1 and len(rx_events.downs) == 1
-        finally:
-            await tx.stop()
-            await rx.stop()
 
     assert SessionClosed  # the event the driver turns into link_down
+    run(body)
+
+
+async def _v3_only_peer(received: list[bytes]) -> asyncio.Server:
+    """A TCPCLv3-only node (as ION is): a passive SessionV3 on every connection."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        now = lambda: int(loop.time() * 1000)  # noqa: E731
+        session = SessionV3(Role.PASSIVE, SessionConfig(node_id="ipn:3.0"), now())
+        parts: list[bytes] = []
+        writer.write(session.data_to_send())
+        while not session.closed:
+            chunk = await reader.read(65536)
+            if not chunk:
+                session.connection_lost(now())
+                break
+            session.receive_data(chunk, now())
+            while (event := session.next_event()) is not None:
+                if isinstance(event, SegmentReceived):
+                    parts.append(event.data)
+                    if event.end:
+                        received.append(b"".join(parts))
+                        parts.clear()
+                        session.accept_transfer(event.transfer_id, now())
+            writer.write(session.data_to_send())
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+def test_a_v3_only_peer_is_reached_by_falling_back_from_v4(tmp_path: Path) -> None:
+    async def body() -> None:
+        received: list[bytes] = []
+        server = await _v3_only_peer(received)
+        port = server.sockets[0].getsockname()[1]
+        tx = sender(Recorder(), tmp_path)  # speaks version 4 by default
+        await tx.start()
+        try:
+            link = await tx.connect(f"127.0.0.1:{port}")
+            assert link.cla_name == "tcpclv3" and link.peer_node_id == "ipn:3.0"
+            data = bundle_bytes(20_000)
+            await link.send(data)
+            assert received == [data]
+        finally:
+            await tx.stop()
+            server.close()
+
+    run(body)
+
+
+def test_a_listener_that_requires_tls_turns_away_tcpclv3(tmp_path: Path, pki: Any) -> None:
+    async def body() -> None:
+        rx = listener(Recorder(), tmp_path, tls=tls(pki, "node2", require=True))
+        tx = sender(Recorder(), tmp_path, version=3)
+        async with started(rx, tx):
+            with pytest.raises(ConnectError):
+                await tx.connect(f"127.0.0.1:{rx.port}")
+
     run(body)

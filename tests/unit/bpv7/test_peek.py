@@ -33,6 +33,8 @@ def test_garbage_and_fragments_give_none() -> None:
     assert peek_bundle_id(b"") is None
     assert peek_bundle_id(b"\x06\x00\x01") is None
     assert peek_bundle_id(b"\x9f\x89\xff") is None
-    bundle = Bundle.create(source="ipn:7.1", destination="ipn:9.2", payload=b"p" * 100, creation_time=1)
+    bundle = Bundle.create(
+        source="ipn:7.1", destination="ipn:9.2", payload=b"p" * 100, creation_time=1
+    )
     first = fragment_bundle(bundle, 60)[0]
     assert peek_bundle_id(encode_bundle(first)) is None
