@@ -41,6 +41,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from dtncloud.bpv7 import Bundle, encode_bundle
 from dtncloud.cla.base import Link, ReceivedBundle
 from dtncloud.cla.tcpcl import TcpclConvergenceLayer, TcpclOptions
+from dtncloud.cla.tcpcl_link import WRITE_HIGH_WATER, WRITE_LOW_WATER
 
 SEGMENT = 1 << 20
 DEFAULT_SPOOL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
@@ -171,11 +172,14 @@ async def _send_file_dtncloud(port: int, path: Path) -> float:
 
 async def _send_file_plain(port: int, path: Path) -> float:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    # The same write buffer limits as the TCPCL link, so both sides of the ratio pipeline alike.
+    writer.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
     started = time.perf_counter()
     with open(path, "rb") as source:
         while chunk := source.read(SEGMENT):
             writer.write(chunk)
-            await writer.drain()
+            if writer.transport.get_write_buffer_size() > WRITE_LOW_WATER:
+                await writer.drain()
     await reader.readexactly(1)
     elapsed = time.perf_counter() - started
     writer.close()
