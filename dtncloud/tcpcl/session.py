@@ -7,33 +7,8 @@ raise: the session answers on the wire (MSG_REJECT, XFER_REFUSE or SESS_TERM) an
 :class:`~dtncloud.tcpcl.events.PeerMisbehaved` event. Commands raise
 :class:`~dtncloud.errors.LocalProtocolError` when the caller misuses them.
 
-Choices where the RFC leaves room:
-
-* Session initialisation follows the RFC's state diagram: the active side sends SESS_INIT as
-  soon as the contact headers (and TLS) are done; the passive side sends its own after it has
-  received and accepted the active side's. Either side accepts a peer's SESS_INIT whenever it
-  arrives, so a peer that sends first anyway is fine.
-* Transfers are pipelined: a new outgoing transfer may start as soon as the previous one's
-  last segment is queued, before its final acknowledgement (segments of two transfers are
-  never interleaved). Likewise the peer's transfers may follow each other before
-  :meth:`Session.accept_transfer` releases the final acknowledgement of the earlier ones,
-  which may be accepted in any order.
-* The Transfer Length extension is sent without the CRITICAL flag, so that a peer that does
-  not implement it still takes the transfer.
-* Transfer IDs the peer reuses are caught among its last 64 transfers (memory stays bounded).
-* MSG_REJECT from dtn-demo-agent, which swaps the two fields, is read the other way round
-  when only that order makes sense (first byte a message type but no reason code, second
-  byte a reason code).
-* ``contact_timeout_ms`` bounds each wait before establishment (contact header, TLS
-  handshake, SESS_INIT). A missing SESS_INIT ends the session with SESS_TERM contact
-  failure; the earlier waits just close, as nothing may be sent in plain text yet.
-* A contact header of another version closes the session with reason VERSION_MISMATCH on
-  both sides (the passive side first sends its header and SESS_TERM), so that a driver can
-  fall back to TCPCLv3.
-* The final XFER_ACK is reported as TransferSucceeded alone. IncomingTransferAborted
-  reports the refusals the session makes on its own and transfers cut off by the session's
-  end, not refusals the driver asked for. ``accept_transfer``/``refuse_transfer`` after the
-  session closed are ignored: the driver may be storing a bundle while the connection drops.
+Where RFC 9174 leaves room, the choices made here are listed in docs/links.md
+("Where the RFCs leave room").
 """
 
 from __future__ import annotations
@@ -339,6 +314,9 @@ class Session:
         if state is _S.ESTABLISHED and now >= self._last_received + self._idle_ms:
             self._note = "nothing received for too long"
             self._start_ending(SessTermReason.IDLE_TIMEOUT)
+            # A silent peer will hardly answer: give it one keepalive interval, not the
+            # full ending timeout, before closing.
+            self._ending_deadline = min(self._ending_deadline, now + self._keepalive_ms)
         if now >= self._last_sent + self._keepalive_ms:
             self._send(m.KEEPALIVE_BYTES)
 

@@ -430,3 +430,32 @@ def test_a_listener_that_requires_tls_turns_away_tcpclv3(tmp_path: Path, pki: An
                 await tx.connect(f"127.0.0.1:{rx.port}")
 
     run(body)
+
+
+def test_the_driver_keeps_time_keepalives_then_idle_timeout(tmp_path: Path) -> None:
+    """The link's one timer, in real time: a peer that goes silent after SESS_INIT first gets
+    KEEPALIVEs, then SESS_TERM "idle timeout" (keepalive 1 s, so about 2 s in all)."""
+
+    async def body() -> None:
+        rx_events = Recorder()
+        rx = listener(rx_events, tmp_path, keepalive_s=1)
+        async with started(rx):
+            reader, writer = await asyncio.open_connection("127.0.0.1", rx.port)
+            loop = asyncio.get_running_loop()
+            now = lambda: int(loop.time() * 1000)  # noqa: E731
+            peer = Session(Role.ACTIVE, SessionConfig(node_id="ipn:9.0", keepalive_s=1), now())
+            writer.write(peer.data_to_send())
+            while not peer.established:
+                peer.receive_data(await reader.read(4096), now())
+                writer.write(peer.data_to_send())
+            # From here on the peer says nothing and only listens.
+            heard = bytearray()
+            while chunk := await reader.read(4096):
+                heard += chunk
+            writer.close()
+            await rx_events.went_down.wait()
+            assert heard.startswith(b"\x04"), heard.hex()  # a KEEPALIVE came first
+            assert heard.endswith(bytes([0x05, 0x00, 0x01])), heard.hex()  # SESS_TERM, idle
+            assert "idle timeout" in rx_events.downs[0][1]
+
+    run(body, timeout=20)

@@ -13,8 +13,10 @@ length, and reads only single-segment bundles. Checked here:
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +179,34 @@ def test_pyd3tn_client_and_our_session_over_loopback() -> None:
     assert TransferSucceeded(0, len(ours)) in server.events
     closed = server.events[-1]
     assert isinstance(closed, SessionClosed) and closed.clean and closed.by_peer
+
+
+def test_pyd3tn_client_delivers_to_our_tcpcl_listener(tmp_path: Path) -> None:
+    """pyd3tn's blocking client, in a thread, against the real driver's listener."""
+    from dtncloud.cla.tcpcl import TcpclConvergenceLayer, TcpclOptions
+    from tests.conformance.clas import Recorder
+
+    bundles = [make_bundle(f"reading {i}".encode()) for i in range(3)]
+
+    def client(port: int) -> None:
+        with tcpcl.TCPCLConnection("dtn://pyd3tn/", "127.0.0.1", port) as connection:
+            for bundle in bundles:
+                connection.send_bundle(bundle)
+
+    async def body() -> None:
+        events = Recorder()
+        listener = TcpclConvergenceLayer(
+            events,
+            TcpclOptions(node_id="ipn:2.0", listen="127.0.0.1", port=0, spool_dir=tmp_path),
+        )
+        await listener.start()
+        try:
+            await asyncio.to_thread(client, listener.port)
+            received = [await events.received.get() for _ in bundles]
+            assert received == bundles
+            assert events.ups[0].peer_node_id == "dtn://pyd3tn/"
+            assert events.ups[0].cla_name == "tcpclv3"
+        finally:
+            await listener.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 30))
