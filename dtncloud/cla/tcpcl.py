@@ -28,7 +28,7 @@ from dtncloud.cla.spool import DEFAULT_SPOOL_THRESHOLD
 from dtncloud.cla.tcpcl_link import TcpclLink, loop_ms
 from dtncloud.cla.tls import TlsConfig
 from dtncloud.errors import ConfigError, ConnectError
-from dtncloud.tcpcl.codes import DEFAULT_PORT, MAGIC, Role
+from dtncloud.tcpcl.codes import DEFAULT_PORT, MAGIC, Role, SessTermReason
 from dtncloud.tcpcl.config import (
     DEFAULT_SEGMENT_MRU,
     DEFAULT_TRANSFER_MRU,
@@ -56,7 +56,8 @@ class TcpclOptions:
     ``peers`` are addresses to keep a session with, reconnecting with exponential backoff
     from ``reconnect_initial_s`` up to ``reconnect_max_s``. Incoming transfers larger than
     ``spool_threshold`` are written to files in ``spool_dir`` (a private temporary directory
-    if ``None``).
+    if ``None``). Beyond ``max_sessions`` open sessions, new peers are turned away with
+    SESS_TERM "busy" (each session may buffer a segment and a spool threshold's worth).
     """
 
     node_id: str = ""
@@ -74,6 +75,7 @@ class TcpclOptions:
     contact_timeout_s: float = 60.0
     spool_dir: Path | None = None
     spool_threshold: int = DEFAULT_SPOOL_THRESHOLD
+    max_sessions: int = 256
 
     def __post_init__(self) -> None:
         if self.version not in (3, 4):
@@ -85,6 +87,8 @@ class TcpclOptions:
             raise ConfigError("a listener that requires TLS needs a certificate (--tls-cert)")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} out of range")
+        if self.max_sessions < 1:
+            raise ConfigError("max_sessions must be at least 1")
         if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
             raise ConfigError("reconnect delays must satisfy 0 < initial <= max")
         self.session_config()  # validates the session parameters
@@ -270,6 +274,8 @@ class TcpclConvergenceLayer(ConvergenceLayer):
             if isinstance(session, Session) and session.peer_version == 3:
                 raise _PeerSpeaksV3(f"cannot connect to {key}: the peer speaks TCPCLv3") from None
             raise ConnectError(f"cannot connect to {key}: {exc}") from None
+        if not link.is_up:  # a TCPCLv3 peer can only say no (SHUTDOWN) once the session is up
+            raise ConnectError(f"cannot connect to {key}: {link.close_reason}")
         return link
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -291,6 +297,9 @@ class TcpclConvergenceLayer(ConvergenceLayer):
             writer.close()
             return
         session_class = SessionV3 if header[4] == 3 else Session
+        if len(self._links) >= self.options.max_sessions:
+            await self._turn_away(session_class, header, writer, key)
+            return
         session = session_class(Role.PASSIVE, self._passive_config, loop_ms())
         link = TcpclLink(
             self, session, reader, writer, role=Role.PASSIVE, peer_address=key, peer_host=host
@@ -307,6 +316,25 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         finally:
             if task is not None:
                 self._tasks.discard(task)
+
+    async def _turn_away(
+        self,
+        session_class: type[Session] | type[SessionV3],
+        header: bytes,
+        writer: asyncio.StreamWriter,
+        key: str,
+    ) -> None:
+        """Answer a peer over the session limit with SESS_TERM (SHUTDOWN) "busy", in plain
+        text right after the contact headers, as RFC 9174 allows, and hang up."""
+        log.warning("%s: turned away: %d sessions open", key, len(self._links))
+        config = SessionConfig(node_id=self.options.node_id)
+        session = session_class(Role.PASSIVE, config, loop_ms())
+        session.receive_data(header, loop_ms())
+        session.terminate(SessTermReason.BUSY, loop_ms())
+        writer.write(session.data_to_send())
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(writer.drain(), 5)
+        writer.close()
 
     async def _maintain(self, address: str) -> None:
         """Keep a session with ``address`` open, backing off exponentially between attempts."""

@@ -201,6 +201,11 @@ class TcpclLink(Link):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.closed), 1.0)
 
+    @property
+    def close_reason(self) -> str:
+        """Why the session ended (or is ending), in words."""
+        return self._close_reason
+
     async def wait_closed(self) -> str:
         """Wait until the session is over; returns why it ended, in words."""
         return await asyncio.shield(self.closed)

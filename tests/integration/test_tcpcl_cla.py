@@ -459,3 +459,21 @@ def test_the_driver_keeps_time_keepalives_then_idle_timeout(tmp_path: Path) -> N
             assert "idle timeout" in rx_events.downs[0][1]
 
     run(body, timeout=20)
+
+
+@pytest.mark.parametrize("version", [4, 3])
+def test_peers_beyond_max_sessions_are_turned_away_as_busy(tmp_path: Path, version: int) -> None:
+    async def body() -> None:
+        rx_events = Recorder()
+        rx = listener(rx_events, tmp_path, max_sessions=1)
+        first = sender(Recorder(), tmp_path, node_id="ipn:11.0")
+        second = sender(Recorder(), tmp_path, node_id="ipn:12.0", version=version)
+        async with started(rx, first, second):
+            link = await first.connect(f"127.0.0.1:{rx.port}")
+            with pytest.raises(ConnectError, match="busy"):
+                await second.connect(f"127.0.0.1:{rx.port}")
+            data = bundle_bytes(1000)
+            await link.send(data)  # the admitted session is unaffected
+            assert await rx_events.received.get() == data
+
+    run(body)
