@@ -14,9 +14,10 @@ import dataclasses
 import logging
 import random
 import shutil
+import socket
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,14 @@ from dtncloud.tcpcl.session import Session
 from dtncloud.tcpcl.v3 import SessionV3
 
 log = logging.getLogger("dtncloud.cla.tcpcl")
+
+
+def _keep_alive(writer: asyncio.StreamWriter) -> None:
+    """TCP keepalive as a last resort: a peer may negotiate TCPCL keepalives away (0)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
 
 class _PeerSpeaksV3(ConnectError):
@@ -87,6 +96,8 @@ class TcpclOptions:
             raise ConfigError("a listener that requires TLS needs a certificate (--tls-cert)")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} out of range")
+        for peer in self.peers:
+            parse_host_port(peer, DEFAULT_PORT)  # a ConfigError names the bad address
         if self.max_sessions < 1:
             raise ConfigError("max_sessions must be at least 1")
         if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
@@ -112,7 +123,8 @@ class TcpclConvergenceLayer(ConvergenceLayer):
 
     ``known_bundle`` (optional) answers whether the node already holds a bundle; incoming
     transfers of such bundles are refused as "completed" as soon as their primary block is in.
-    ``rng`` jitters reconnection delays (injected for reproducibility).
+    ``rng`` jitters reconnection delays and ``sleep`` waits them out (both injected for
+    reproducibility and tests).
     """
 
     name = "tcpcl"
@@ -125,6 +137,7 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         *,
         known_bundle: Callable[[BundleId], bool] | None = None,
         rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(events)
         self.options = options
@@ -141,6 +154,10 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         self.known_bundle = known_bundle
         self.spool_threshold = options.spool_threshold
         self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._maintainers: set[asyncio.Task[Any]] = set()
+        #: Accepted connections whose contact header has not arrived yet.
+        self._greeting = 0
         self._server: asyncio.Server | None = None
         self._tls_contexts: dict[bool, ssl.SSLContext] = {}
         self._links: dict[str, TcpclLink] = {}
@@ -192,18 +209,26 @@ class TcpclConvergenceLayer(ConvergenceLayer):
             self.port = self._server.sockets[0].getsockname()[1]
             log.info("TCPCL listening on port %d", self.port)
         for address in self.options.peers:
-            self._spawn(self._maintain(address))
+            self._maintainers.add(self._spawn(self._maintain(address)))
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """End every session with SESS_TERM (waiting up to ``timeout`` seconds for the peers'
+        replies and for transfers in progress), then stop listening and clean up."""
         self._running = False
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
+        for task in self._maintainers:
             task.cancel()
         links = list(self._links.values())
-        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+        if links:
+            closing = asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing, timeout)
+        for task in list(self._tasks):
+            task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(link.deliveries_done() for link in links), return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
@@ -227,7 +252,15 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         try:
             link = await self._open(host, port, key)
         except BaseException as exc:
-            future.set_exception(exc)
+            # Others waiting for this address get a ConnectError, never our cancellation.
+            shared = (
+                exc
+                if isinstance(exc, ConnectError)
+                else ConnectError(
+                    f"cannot connect to {key}: the attempt was abandoned ({type(exc).__name__})"
+                )
+            )
+            future.set_exception(shared)
             future.exception()
             raise
         else:
@@ -258,6 +291,7 @@ class TcpclConvergenceLayer(ConvergenceLayer):
             raise ConnectError(f"cannot connect to {key}: timed out") from None
         except OSError as exc:
             raise ConnectError(f"cannot connect to {key}: {exc.strerror or exc}") from exc
+        _keep_alive(writer)
         session_class = SessionV3 if version == 3 else Session
         session = session_class(Role.ACTIVE, self.session_config, loop_ms())
         link = TcpclLink(
@@ -270,6 +304,9 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         except TimeoutError:
             writer.transport.abort()
             raise ConnectError(f"cannot connect to {key}: no session after {timeout:g} s") from None
+        except asyncio.CancelledError:
+            writer.transport.abort()  # no half-open session left behind
+            raise
         except ConnectError as exc:
             if isinstance(session, Session) and session.peer_version == 3:
                 raise _PeerSpeaksV3(f"cannot connect to {key}: the peer speaks TCPCLv3") from None
@@ -279,13 +316,36 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         return link
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # so that stop() ends it, whatever stage it is at
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            writer.transport.abort()  # stop() ended it; the server's task just finishes
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
         host, port = str(peer[0]), int(peer[1])
         key = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        _keep_alive(writer)
+        if len(self._links) + self._greeting >= 2 * self.options.max_sessions:
+            log.warning("%s: too many connections; closing", key)  # not even a contact header
+            writer.close()
+            return
+        self._greeting += 1
         try:
             header = await asyncio.wait_for(reader.readexactly(6), self.options.contact_timeout_s)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
             log.info("%s: no contact header; closing", key)
+            writer.close()
+            return
+        finally:
+            self._greeting -= 1
+        if not self._running:
             writer.close()
             return
         if header[:4] != MAGIC:
@@ -306,16 +366,7 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         )
         self._links[key] = link
         session.receive_data(header, loop_ms())
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            await link.run()
-        except asyncio.CancelledError:
-            pass  # stop() ended the session; the server's task just finishes
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+        await link.run()
 
     async def _turn_away(
         self,
@@ -337,25 +388,44 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         writer.close()
 
     async def _maintain(self, address: str) -> None:
-        """Keep a session with ``address`` open, backing off exponentially between attempts."""
-        delay = self.options.reconnect_initial_s
+        """Keep a session with ``address`` open, backing off exponentially between attempts.
+
+        A session that ends soon after it came up (a peer that is busy, or one that drops
+        us) counts as a failed attempt, so a peer is never hammered with reconnections; the
+        delay starts again from the beginning only after a session lasted ``reconnect_max_s``.
+        """
+        loop = asyncio.get_running_loop()
+        initial, ceiling = self.options.reconnect_initial_s, self.options.reconnect_max_s
+        delay = initial
         while self._running:
             try:
                 link = await self.connect(address)
             except ConnectError as exc:
-                wait = delay * (0.5 + self._rng.random())
-                log.info("%s; retrying in %.1f s", exc, wait)
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, self.options.reconnect_max_s)
-                continue
-            delay = self.options.reconnect_initial_s
-            reason = await link.wait_closed()
-            log.info("session with %s ended (%s)", address, reason)
+                log.info("%s", exc)
+            else:
+                up_at = loop.time()
+                reason = await link.wait_closed()
+                log.info("session with %s ended (%s)", address, reason)
+                if loop.time() - up_at >= ceiling:
+                    delay = initial
+            if not self._running:
+                return
+            wait = delay * (0.5 + self._rng.random())
+            log.info("reconnecting to %s in %.1f s", address, wait)
+            await self._sleep(wait)
+            delay = min(delay * 2, ceiling)
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._maintainers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("TCPCL task failed", exc_info=task.exception())
 
     # --- called by links ----------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from dtncloud.errors import (
     RemoteProtocolError,
     TransferRefused,
 )
-from dtncloud.tcpcl.codes import Role, SessTermReason, XferRefuseReason
+from dtncloud.tcpcl.codes import Role, SessTermReason, XferRefuseReason, xfer_refuse_reason
 from dtncloud.tcpcl.events import (
     ContactEstablished,
     IncomingTransferAborted,
@@ -53,6 +53,9 @@ READ_SIZE = 1 << 20
 WRITE_HIGH_WATER = 4 << 20
 WRITE_LOW_WATER = 1 << 20
 _DEFAULT_REASON = "session closed"
+_NOT_ACCEPTABLE = XferRefuseReason.NOT_ACCEPTABLE
+#: Complete bundles waiting for the node: beyond this the link stops reading (back-pressure).
+MAX_QUEUED_DELIVERIES = 4
 
 
 def loop_ms() -> int:
@@ -99,6 +102,11 @@ class TcpclLink(Link):
         self._close_reason = _DEFAULT_REASON
         self._up = False
         self._tls_just_started = False
+        self._delivery_queue: asyncio.Queue[IncomingTransfer | None] = asyncio.Queue(
+            MAX_QUEUED_DELIVERIES
+        )
+        self._delivery_task: asyncio.Task[None] | None = None
+        self._closing = False
         transport = writer.transport
         with contextlib.suppress(AttributeError, NotImplementedError):
             transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
@@ -140,7 +148,7 @@ class TcpclLink(Link):
                 transfer_id = self.session.start_transfer(length, loop_ms())
             except LocalProtocolError as exc:
                 raise LinkDown(f"link to {self.peer_address}: {exc}") from exc
-            done = asyncio.get_running_loop().create_future()
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._pending[transfer_id] = done
             self._acknowledged[transfer_id] = 0
             try:
@@ -150,16 +158,35 @@ class TcpclLink(Link):
                     await self._send_file(transfer_id, Path(bundle), length)
             except TransferRefused:
                 pass  # the peer refused mid-transfer; ``done`` carries the refusal
-            except (LocalProtocolError, ConnectionError, OSError) as exc:
+            except BaseException as exc:
+                # A TCPCL sender cannot take back a transfer it has started: a local failure
+                # (a file that shrank, a read error) or a cancellation halfway through can
+                # only end the session, or the link would stay wedged on this transfer.
+                self._abort(f"sending failed halfway: {exc!r}")
                 if not done.done():
-                    done.set_exception(self._link_down(transfer_id, str(exc)))
+                    done.set_exception(self._link_down(transfer_id, self._close_reason))
+                self._forget_transfer(transfer_id, done)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
         try:
             await done
         finally:
-            self._pending.pop(transfer_id, None)
-            self._acknowledged.pop(transfer_id, None)
+            self._forget_transfer(transfer_id, done)
         self.stats.bundles_sent += 1
         self.stats.bytes_sent += length
+
+    def _forget_transfer(self, transfer_id: int, done: asyncio.Future[None]) -> None:
+        self._pending.pop(transfer_id, None)
+        self._acknowledged.pop(transfer_id, None)
+        if done.done() and not done.cancelled():
+            done.exception()  # retrieved: a caller that went away must not cause a warning
+
+    def _abort(self, reason: str) -> None:
+        """Drop the connection at once (no SESS_TERM): the reader then ends the session."""
+        if self._close_reason == _DEFAULT_REASON:
+            self._close_reason = reason
+        log.warning("%s: %s; dropping the connection", self.peer_address, reason)
+        self._writer.transport.abort()
 
     async def _send_memory(self, transfer_id: int, view: memoryview) -> None:
         length = view.nbytes
@@ -177,9 +204,11 @@ class TcpclLink(Link):
         with open(path, "rb") as source:
             sent = 0
             while True:
-                chunk = source.read(self.session.max_segment_size)
+                chunk = source.read(min(self.session.max_segment_size, length - sent))
+                if not chunk and length:
+                    raise OSError(f"{path} ended after {sent} of {length} bytes")
                 sent += len(chunk)
-                end = sent >= length or not chunk
+                end = sent >= length
                 self.session.send_segment(transfer_id, chunk, loop_ms(), end=end)
                 await self._flush_and_drain()
                 if end:
@@ -200,6 +229,11 @@ class TcpclLink(Link):
             self._writer.transport.abort()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.closed), 1.0)
+
+    async def deliveries_done(self) -> None:
+        """Wait until a bundle the node is storing when the session ends has been handed over."""
+        if self._delivery_task is not None:
+            await asyncio.shield(self._delivery_task)
 
     @property
     def close_reason(self) -> str:
@@ -245,6 +279,12 @@ class TcpclLink(Link):
                 )
             self.session.connection_lost(loop_ms())
             await self._process_events()
+        except (LocalProtocolError, ValueError) as exc:  # our bug, not the peer's
+            log.exception("%s: internal error; dropping the connection", self.peer_address)
+            self._close_reason = f"internal error: {exc!r}"
+            self._writer.transport.abort()
+            self.session.connection_lost(loop_ms())
+            await self._process_events()
         except asyncio.CancelledError:
             self._close_reason = "stopped"
             self.session.connection_lost(loop_ms())
@@ -260,6 +300,12 @@ class TcpclLink(Link):
         for transfer in self._incoming.values():
             transfer.discard()
         self._incoming.clear()
+        # Complete bundles still queued for the node are handed over all the same: a TCPCLv3
+        # peer without acknowledgements already counts them as delivered (and a TCPCLv4 peer
+        # that resends one makes a duplicate, which the node recognises).
+        self._closing = True
+        if not self._delivery_queue.full():
+            self._delivery_queue.put_nowait(None)  # wakes the delivery task if it waits
         for transfer_id, future in list(self._pending.items()):
             if not future.done():
                 future.set_exception(self._link_down(transfer_id, self._close_reason))
@@ -312,9 +358,12 @@ class TcpclLink(Link):
             self._timer = loop.call_at(deadline / 1000, self._on_timer)
 
     def _on_timer(self) -> None:
+        # The loop may call a little early; rounding down must not make the session see a
+        # time before its deadline (it would do nothing and ask to be woken again at once).
+        deadline = self._timer_at or 0
         self._timer = None
         self._timer_at = None
-        self.session.handle_timer(loop_ms())
+        self.session.handle_timer(max(loop_ms(), deadline))
         self._flush()
         if self.session.closed:
             # Wake the reader: closing the transport ends its pending read.
@@ -415,24 +464,64 @@ class TcpclLink(Link):
     async def _on_segment(self, event: SegmentReceived) -> None:
         transfer_id = event.transfer_id
         transfer = self._incoming.get(transfer_id)
-        if event.start or transfer is None:
+        if event.start:
             if transfer is not None:
                 transfer.discard()
-            transfer = IncomingTransfer(
-                transfer_id, self.cla.spool_dir, self.cla.spool_threshold, event.total_length
-            )
+            try:
+                transfer = IncomingTransfer(
+                    transfer_id, self.cla.spool_dir, self.cla.spool_threshold, event.total_length
+                )
+            except OSError as exc:
+                self._refuse_incoming(transfer_id, None, f"cannot spool: {exc}")
+                return
             self._incoming[transfer_id] = transfer
-        transfer.append(event.data)
+        elif transfer is None:
+            # Segments of a transfer already refused (or aborted) that were parsed from the
+            # same read before the refusal: the session skips the rest of it.
+            return
+        try:
+            transfer.append(event.data)
+        except OSError as exc:  # a full disk refuses the bundle, it does not end the session
+            self._refuse_incoming(transfer_id, transfer, f"cannot spool: {exc}")
+            return
         # Refuse a bundle the node already holds as soon as its primary block is in (and
         # again at the end, for a single-segment transfer or a late answer).
         if (event.start or event.end) and self._already_held(transfer):
-            del self._incoming[transfer_id]
-            transfer.discard()
-            self.stats.refused += 1
-            self.session.refuse_transfer(transfer_id, XferRefuseReason.COMPLETED, loop_ms())
+            self._refuse_incoming(transfer_id, transfer, None, XferRefuseReason.COMPLETED)
             return
         if event.end:
+            del self._incoming[transfer_id]
+            if self._delivery_task is None:
+                self._delivery_task = asyncio.get_running_loop().create_task(self._deliveries())
+            await self._delivery_queue.put(transfer)  # waits while the node is behind
+
+    async def _deliveries(self) -> None:
+        """Hand complete bundles to the node one at a time, in order of arrival.
+
+        Runs beside the read loop, so that keepalives and the peer's next segments are still
+        read (and no idle timeout strikes) while the node stores a large bundle.
+        """
+        while not (self._closing and self._delivery_queue.empty()):
+            transfer = await self._delivery_queue.get()
+            if transfer is None:
+                continue
             await self._deliver(transfer)
+            self._flush()
+
+    def _refuse_incoming(
+        self,
+        transfer_id: int,
+        transfer: IncomingTransfer | None,
+        problem: str | None,
+        reason: XferRefuseReason = XferRefuseReason.NO_RESOURCES,
+    ) -> None:
+        if problem is not None:
+            log.warning("%s: refusing transfer %d: %s", self.peer_address, transfer_id, problem)
+        self._incoming.pop(transfer_id, None)
+        if transfer is not None:
+            transfer.discard()
+        self.stats.refused += 1
+        self.session.refuse_transfer(transfer_id, reason, loop_ms())
 
     def _already_held(self, transfer: IncomingTransfer) -> bool:
         known = self.cla.known_bundle
@@ -443,15 +532,16 @@ class TcpclLink(Link):
 
     async def _deliver(self, transfer: IncomingTransfer) -> None:
         transfer_id = transfer.transfer_id
-        del self._incoming[transfer_id]
         data, path = transfer.finish()
         received = ReceivedBundle(length=transfer.length, link=self, data=data, path=path)
         try:
             await self.cla.events.bundle_received(received)
         except TransferRefused as exc:
             self.stats.refused += 1
-            reason = exc.reason if exc.reason else XferRefuseReason.NOT_ACCEPTABLE
-            self.session.refuse_transfer(transfer_id, XferRefuseReason(reason), loop_ms())
+            reason = xfer_refuse_reason(exc.reason) if exc.reason else _NOT_ACCEPTABLE
+            if not isinstance(reason, XferRefuseReason):
+                reason = XferRefuseReason.UNKNOWN  # a private code the session cannot send
+            self.session.refuse_transfer(transfer_id, reason, loop_ms())
         except Exception:
             log.exception(
                 "%s: the node failed to take a bundle over; refusing it", self.peer_address

@@ -191,7 +191,7 @@ def send(
     """
     with about("--tls"):
         tls = make_tls(tls_cert, tls_key, tls_ca, tls_require)
-    with about(address):
+    with about("options"):
         options = TcpclOptions(
             node_id=str(node_id), version=int(version), keepalive_s=keepalive_s,
             segment_mru=segment_mru, max_segment_size=segment_mru, transfer_mru=transfer_mru,

@@ -371,6 +371,10 @@ class Session:
             self._note = f"the peer requires unknown session extension 0x{critical[0].type:04x}"
             self._start_ending(SessTermReason.CONTACT_FAILURE)
             return
+        if not msg.segment_mru or not msg.transfer_mru:  # nothing could ever be sent
+            self._note = "the peer's SESS_INIT announces an MRU of 0"
+            self._start_ending(SessTermReason.CONTACT_FAILURE)
+            return
         if self.role is Role.PASSIVE:
             self._send(self._sess_init())
         cfg = self.config

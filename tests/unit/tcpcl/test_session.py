@@ -375,6 +375,14 @@ def test_unknown_critical_session_extension_fails_the_contact() -> None:
     assert "0x8001" in closed.description
 
 
+@pytest.mark.parametrize(("seg", "xfer"), [(0, 10**8), (1 << 20, 0)])
+def test_an_mru_of_zero_fails_the_contact(seg: int, xfer: int) -> None:
+    passive = make(PASSIVE)
+    passive.receive_data(CONTACT + sess_init(seg=seg, xfer=xfer), 0)
+    assert sent(passive, contact=True)[1:] == [SessTerm(0, SessTermReason.CONTACT_FAILURE)]
+    assert not any(isinstance(e, SessionEstablished) for e in events(passive))
+
+
 def test_unknown_plain_session_extensions_are_reported() -> None:
     ext = (ExtensionItem(0x8001, b"x"), ExtensionItem(0x8002, b""))
     active = make(ACTIVE)
