@@ -25,7 +25,7 @@ from typing import Any
 from dtncloud.bpv7 import BundleId
 from dtncloud.cla import tls as tlsmod
 from dtncloud.cla.base import ConvergenceLayer, Link, LinkEvents, parse_host_port
-from dtncloud.cla.spool import DEFAULT_SPOOL_THRESHOLD
+from dtncloud.cla.spool import DEFAULT_SPOOL_THRESHOLD, SpoolWriter
 from dtncloud.cla.tcpcl_link import TcpclLink, loop_ms
 from dtncloud.cla.tls import TlsConfig
 from dtncloud.errors import ConfigError, ConnectError
@@ -153,6 +153,7 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         self.tls_config = options.tls
         self.known_bundle = known_bundle
         self.spool_threshold = options.spool_threshold
+        self.spool_writer: SpoolWriter | None = None
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._maintainers: set[asyncio.Task[Any]] = set()
@@ -189,6 +190,7 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         if self._running:
             return
         self._running = True
+        self.spool_writer = SpoolWriter()
         if self.options.spool_dir is None:
             self._own_spool = tempfile.TemporaryDirectory(prefix="dtncloud-spool-")
             self.spool_dir = Path(self._own_spool.name)
@@ -229,6 +231,9 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(link.deliveries_done() for link in links), return_exceptions=True)
+        if self.spool_writer is not None:
+            await asyncio.to_thread(self.spool_writer.close)  # pending writes and removals
+            self.spool_writer = None
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()

@@ -469,8 +469,9 @@ class TcpclLink(Link):
                 transfer.discard()
             try:
                 transfer = IncomingTransfer(
-                    transfer_id, self.cla.spool_dir, self.cla.spool_threshold, event.total_length
-                )
+                    transfer_id, self.cla.spool_dir, self.cla.spool_threshold,
+                    event.total_length, self.cla.spool_writer,
+                )  # fmt: skip
             except OSError as exc:
                 self._refuse_incoming(transfer_id, None, f"cannot spool: {exc}")
                 return
@@ -480,7 +481,7 @@ class TcpclLink(Link):
             # same read before the refusal: the session skips the rest of it.
             return
         try:
-            transfer.append(event.data)
+            await transfer.append(event.data)
         except OSError as exc:  # a full disk refuses the bundle, it does not end the session
             self._refuse_incoming(transfer_id, transfer, f"cannot spool: {exc}")
             return
@@ -532,7 +533,11 @@ class TcpclLink(Link):
 
     async def _deliver(self, transfer: IncomingTransfer) -> None:
         transfer_id = transfer.transfer_id
-        data, path = transfer.finish()
+        try:
+            data, path = await transfer.finish()
+        except OSError as exc:
+            self._refuse_incoming(transfer_id, transfer, f"cannot spool: {exc}")
+            return
         received = ReceivedBundle(length=transfer.length, link=self, data=data, path=path)
         try:
             await self.cla.events.bundle_received(received)

@@ -282,7 +282,7 @@ class MessageReader:
         self._skip = 0  # bytes of the current message still to discard
         self._skip_then_data = False  # after the skip, read a U64 length and skip that too
         self._seg: tuple[int, int, tuple[ExtensionItem, ...]] | None = None
-        self._seg_parts: list[bytes] = []
+        self._seg_parts: list[bytes | memoryview] = []
         self._seg_remaining = 0
 
     @property
@@ -374,14 +374,19 @@ class MessageReader:
         data, pos = self._data, self._pos
         n = min(self._seg_remaining, len(data) - pos)
         if n:
-            self._seg_parts.append(_slice(data, pos, pos + n))
+            if type(data) is bytes:
+                # An immutable chunk can be referenced until the join: one copy in all.
+                self._seg_parts.append(memoryview(data)[pos : pos + n])
+            else:
+                self._seg_parts.append(_slice(data, pos, pos + n))
             self._pos = pos + n
             self._seg_remaining -= n
         if self._seg_remaining or self._seg is None:
             return None
         flags, tid, exts = self._seg
         parts, self._seg, self._seg_parts = self._seg_parts, None, []
-        return XferSegment(flags, tid, parts[0] if len(parts) == 1 else b"".join(parts), exts)
+        whole = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+        return XferSegment(flags, tid, whole, exts)
 
     # -- one message ------------------------------------------------------------------------
     def _parse(self) -> Item | None:
