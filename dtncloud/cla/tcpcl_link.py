@@ -605,7 +605,7 @@ def _refuse_text(reason: int) -> str:
         return f"reason {reason}"
     return {
         "COMPLETED": "it already has the bundle",
-        "NO_RESOURCES": "no resources (too large; fragment it)",
+        "NO_RESOURCES": "no resources (too large for it now; a smaller fragment may fit)",
         "RETRANSMIT": "retransmit requested",
         "NOT_ACCEPTABLE": "not acceptable",
         "EXTENSION_FAILURE": "extension failure",
@@ -614,6 +614,8 @@ def _refuse_text(reason: int) -> str:
 
 
 def _term_text(reason: int) -> str:
+    if reason == SessTermReason.UNKNOWN:
+        return "no reason given"  # what an ordinary end of a session says
     try:
         return SessTermReason(reason).name.lower().replace("_", " ")
     except ValueError:

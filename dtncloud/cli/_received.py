@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 from pathlib import Path
 from urllib.parse import quote
 
@@ -57,6 +60,7 @@ def save_received(
         counter += 1
     if received.data is not None:
         atomic_write(target, received.data)
+        _sync_directory(directory)  # the rename, too, must be on disk before the ack
     else:
         assert received.path is not None
         try:
@@ -68,6 +72,14 @@ def save_received(
             os.fsync(handle.fileno())
         _sync_directory(directory)
     return target
+
+
+def stop_on_signals(done: asyncio.Event) -> None:
+    """Let SIGINT and SIGTERM end a listening command cleanly (it sets ``done``)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, done.set)
 
 
 def _sync_directory(directory: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,15 +19,18 @@ import click
 from dtncloud.cla.base import Link, ReceivedBundle
 from dtncloud.cla.tcpcl import TcpclConvergenceLayer, TcpclOptions
 from dtncloud.cla.tls import TlsConfig
-from dtncloud.cli._output import CliError, about
+from dtncloud.cli._output import CliError, about, error_line
 from dtncloud.cli._params import EID_PARAM, SIZE
-from dtncloud.cli._received import save_received
+from dtncloud.cli._received import save_received, stop_on_signals
 from dtncloud.eid import EID
 from dtncloud.errors import ConfigError, DtnError, TransferRefused, TransportError
-from dtncloud.tcpcl.codes import DEFAULT_PORT
+from dtncloud.tcpcl.codes import DEFAULT_PORT, XferRefuseReason
 from dtncloud.tcpcl.config import DEFAULT_SEGMENT_MRU, DEFAULT_TRANSFER_MRU
 
 __all__ = ["tcpcl"]
+
+_NO_RESOURCES = int(XferRefuseReason.NO_RESOURCES)
+_SESSION_TERMINATING = int(XferRefuseReason.SESSION_TERMINATING)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +74,7 @@ class _Saver:
         self.done = done
         self.quiet = quiet
         self.received = 0
+        self.error: OSError | None = None
 
     def link_up(self, link: Link) -> None:
         if not self.quiet:
@@ -84,10 +87,18 @@ class _Saver:
             click.echo(f"session with {link.peer_address} ended: {reason}", err=True)
 
     async def bundle_received(self, bundle: ReceivedBundle) -> None:
-        if self.count is not None and self.received >= self.count:
-            raise TransferRefused("enough bundles received", reason=3)
+        if self.error is not None or (self.count is not None and self.received >= self.count):
+            raise TransferRefused("the listener is stopping", reason=_SESSION_TERMINATING)
+        try:
+            path = save_received(self.out, bundle, f"bundle-{self.received + 1}")
+        except OSError as exc:
+            # Refused (the sender keeps the bundle) and reported: the command ends with it.
+            self.error = exc
+            self.done.set()
+            raise TransferRefused(
+                f"cannot store the bundle: {exc.strerror or exc}", reason=_NO_RESOURCES
+            ) from None
         self.received += 1
-        path = save_received(self.out, bundle, f"bundle-{self.received}")
         click.echo(f"{path} ({bundle.length} bytes from {bundle.link.peer_address})")
         if self.count is not None and self.received >= self.count:
             self.done.set()
@@ -133,18 +144,17 @@ def listen(
         segment_mru=segment_mru, max_segment_size=segment_mru, transfer_mru=transfer_mru,
         tls=tls, spool_dir=out_dir / ".spool",
     )  # fmt: skip
-    asyncio.run(_listen(options, out_dir, count, quiet))
+    saver = _Saver(out_dir, count, asyncio.Event(), quiet)
+    asyncio.run(_listen(options, saver))
+    if saver.error is not None:
+        raise CliError(error_line(out, saver.error))
 
 
-async def _listen(options: TcpclOptions, out_dir: Path, count: int | None, quiet: bool) -> None:
-    done = asyncio.Event()
-    saver = _Saver(out_dir, count, done, quiet)
+async def _listen(options: TcpclOptions, saver: _Saver) -> None:
+    done, quiet, out_dir = saver.done, saver.quiet, saver.out
     cla = TcpclConvergenceLayer(saver, options)
     await cla.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, done.set)
+    stop_on_signals(done)
     if not quiet:
         tls = " with TLS" if options.tls else ""
         click.echo(

@@ -19,7 +19,7 @@ from dtncloud.cla.base import Link, ReceivedBundle, parse_host_port
 from dtncloud.cla.udp import UdpConvergenceLayer
 from dtncloud.cli._output import CliError, about, error_line, read_input, stdin_name
 from dtncloud.cli._params import SIZE, SizeParam
-from dtncloud.cli._received import save_received
+from dtncloud.cli._received import save_received, stop_on_signals
 from dtncloud.errors import BundleTooLarge, ConfigError, DtnError, TransferRefused
 from dtncloud.udpcl import (
     DEFAULT_PORT,
@@ -145,6 +145,7 @@ async def _listen(listener: _Listener, host: str, port: int, max_bundle_size: in
         listener, host=host, port=port, max_bundle_size=max_bundle_size, rate_bytes_per_s=0
     )
     await cla.start()
+    stop_on_signals(listener.done)
     try:
         click.echo(f"listening on {_address(host, cla.port)} (udp)")
         await listener.done.wait()

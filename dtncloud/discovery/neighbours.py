@@ -62,7 +62,8 @@ class DiscoveryConfig:
     * ``jitter_ms``: each period is shortened by a random 0..jitter_ms (needs an injected
       ``random.Random``), so that nodes started together do not beacon in lockstep;
     * ``announce_period``: put our period in the beacon (receivers then time us out by it);
-    * ``max_neighbours``: beyond this many, beacons from new nodes are ignored and counted;
+    * ``max_neighbours``: at this many, a new node takes the place of the one heard from
+      longest ago (reported lost, and counted in ``stats.evicted``);
     * ``max_period_ms``: an announced period above this counts as this (so that a neighbour
       announcing a huge period cannot stay listed for ever).
     """
@@ -147,13 +148,11 @@ class DiscoveryStats:
     ignored_malformed: int = 0
     ignored_unsupported: int = 0
     ignored_own: int = 0
-    ignored_full: int = 0
+    evicted: int = 0
 
     @property
     def ignored(self) -> int:
-        return (
-            self.ignored_malformed + self.ignored_unsupported + self.ignored_own + self.ignored_full
-        )
+        return self.ignored_malformed + self.ignored_unsupported + self.ignored_own
 
 
 class Discovery:
@@ -265,8 +264,12 @@ class Discovery:
         known = self._neighbours.get(node_id)
         if known is None:
             if len(self._neighbours) >= self.config.max_neighbours:
-                self.stats.ignored_full += 1
-                return
+                # Make room by forgetting the neighbour heard from longest ago: a flood of
+                # one-off (spoofed) beacons must not lock real neighbours out for hours.
+                stalest = min(self._neighbours.values(), key=lambda n: n.heard_at)
+                del self._neighbours[stalest.node_id]
+                self.stats.evicted += 1
+                self._events.append(NeighbourLost(stalest.node_id, stalest.host))
             self._neighbours[node_id] = Neighbour(
                 node_id, source_host, beacon.services, period, now, now, expires_at, beacon.sequence
             )

@@ -148,3 +148,30 @@ def test_tls_listen_and_send(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         listener.wait(timeout=30)
     assert [p.read_bytes() for p in out.glob("*.bundle")] == [files[0].read_bytes()]
+
+
+def test_listen_refuses_and_reports_a_bundle_it_cannot_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: the bundle is refused (the sender keeps it), nothing is counted, and the
+    command is told to end with the error."""
+    import asyncio
+    import errno
+    import importlib
+
+    from dtncloud.errors import TransferRefused
+
+    cli_tcpcl = importlib.import_module("dtncloud.cli.tcpcl")  # the package exports the group
+
+    def full_disk(*args: object, **kwargs: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path))
+
+    monkeypatch.setattr(cli_tcpcl, "save_received", full_disk)
+    saver = cli_tcpcl._Saver(tmp_path, 1, asyncio.Event(), quiet=True)
+    bundle = make_bundles(tmp_path, [10])[0].read_bytes()
+    received = type("Received", (), {"data": bundle, "path": None, "length": len(bundle)})()
+    with pytest.raises(TransferRefused) as info:
+        asyncio.run(saver.bundle_received(received))  # type: ignore[arg-type]
+    assert info.value.reason == 2
+    assert saver.received == 0 and saver.done.is_set()
+    assert isinstance(saver.error, OSError) and saver.error.errno == errno.ENOSPC

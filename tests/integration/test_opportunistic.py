@@ -75,3 +75,29 @@ def test_a_neighbour_without_a_shared_cla_is_left_alone() -> None:
     preferred = OpportunisticLinker({"udp": object(), "tcpcl": object()})  # type: ignore[dict-item]
     chosen = preferred.choose((Service("udp", 1), Service("tcpcl", 2)))
     assert chosen == Service("tcpcl", 2)
+
+
+def test_lost_neighbours_and_impostors_get_no_link(tmp_path: Path) -> None:
+    """Driving the linker directly: a host named in the beacon is not trusted, a peer whose
+    session names another node than its beacon is dropped, a lost neighbour's link closes."""
+
+    async def body() -> None:
+        a_cla, _ = await node("a", 1, tmp_path)
+        b_cla, _ = await node("b", 2, tmp_path)
+        linker = OpportunisticLinker({"tcpcl": a_cla})
+        try:
+            # The beacon names a far-away host; the link goes to where the beacon came from.
+            services = (Service("tcpcl", b_cla.port, host="198.51.100.7"),)
+            await linker.neighbour_found("ipn:2.0", "127.0.0.1", services)
+            link = linker.links["ipn:2.0"]
+            assert link.peer_address == f"127.0.0.1:{b_cla.port}" and link.is_up
+            await linker.neighbour_lost("ipn:2.0", "127.0.0.1")
+            assert "ipn:2.0" not in linker.links and not link.is_up
+            # A beacon claiming ipn:5.0 that leads to ipn:2.0's listener.
+            await linker.neighbour_found("ipn:5.0", "127.0.0.1", services)
+            assert linker.links == {} and linker.failures == 1
+        finally:
+            await a_cla.stop()
+            await b_cla.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 30))

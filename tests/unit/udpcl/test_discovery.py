@@ -205,12 +205,13 @@ def test_unreadable_beacons_are_ignored_and_counted(data: bytes, counter: str) -
     assert b.stats.beacons_received == 0
 
 
-def test_neighbour_table_is_bounded() -> None:
+def test_neighbour_table_is_bounded_and_the_stalest_makes_room() -> None:
     b = node("b", max_neighbours=2)
-    for name in ("x", "y", "z"):
-        b.beacon_received(beacon_from(node(name), 0), "192.0.2.1", now=0)
-    assert sorted(b.neighbours) == ["dtn://x/", "dtn://y/"]
-    assert b.stats.ignored_full == 1
+    for now, name in enumerate(("x", "y", "x", "z")):  # x heard again after y
+        b.beacon_received(beacon_from(node(name), 0), "192.0.2.1", now=now)
+    assert sorted(b.neighbours) == ["dtn://x/", "dtn://z/"]
+    assert b.stats.evicted == 1
+    assert NeighbourLost("dtn://y/", "192.0.2.1") in events(b)
 
 
 @pytest.mark.parametrize(
