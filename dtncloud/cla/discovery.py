@@ -16,6 +16,7 @@ receiving side too; ``interface`` chooses the interface for that (IPv4: its addr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import ipaddress
 import logging
@@ -60,6 +61,17 @@ DEFAULT_MULTICAST_V6 = "ff02::300"
 NeighbourCallback = Callable[[str, str, tuple[Service, ...]], Awaitable[None] | None]
 #: ``(node_id, host)``; may be a coroutine function (run as a task).
 LostCallback = Callable[[str, str], Awaitable[None] | None]
+
+
+def source_host(sockaddr: tuple[Any, ...]) -> str:
+    """The sender's host as a connectable string: an IPv6 link-local address keeps its
+    scope (``fe80::1%2``), without which nobody could connect back to it."""
+    host = str(sockaddr[0])
+    if len(sockaddr) >= 4 and sockaddr[3] and "%" not in host:
+        with contextlib.suppress(ValueError):
+            if ipaddress.IPv6Address(host).is_link_local:
+                return f"{host}%{sockaddr[3]}"
+    return host
 
 
 def _is_multicast(host: str) -> bool:
@@ -307,7 +319,7 @@ class DiscoveryService:
                 self.errors["receive"] = self.errors.get("receive", 0) + 1
                 log.debug("discovery: receive error: %s", exc)
                 continue
-            self.discovery.beacon_received(view[:size], str(sockaddr[0]), self._now())
+            self.discovery.beacon_received(view[:size], source_host(sockaddr), self._now())
             self._dispatch_events()
             # A neighbour with a shorter period than ours may now expire before our next beacon.
             self._wake()

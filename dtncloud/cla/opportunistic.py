@@ -27,8 +27,9 @@ DEFAULT_PREFERENCE = ("tcpcl", "tcpclv3", "udp")
 class OpportunisticLinker:
     """Connects to discovered neighbours through ``clas`` (CLA name -> driver).
 
-    Pass :meth:`neighbour_found` and :meth:`neighbour_lost` as the discovery service's
-    ``on_neighbour_found`` and ``on_neighbour_lost``. A lost neighbour's link is closed, so
+    Pass :meth:`neighbour_found`, :meth:`neighbour_updated` and :meth:`neighbour_lost` as
+    the discovery service's ``on_neighbour_found``, ``on_neighbour_updated`` and
+    ``on_neighbour_lost``. A lost neighbour's link is closed, so
     the links held stay bounded by the discovery table. Links go to the address the beacon
     came from: a host named inside a beacon is used only with ``trust_announced_hosts``
     (otherwise anyone could point our connections at a third party). A session whose peer
@@ -80,6 +81,21 @@ class OpportunisticLinker:
             return
         self.links[node_id] = link
         log.info("opportunistic %s link to %s at %s", service.cla, node_id, address)
+
+    async def neighbour_updated(
+        self, node_id: str, host: str, services: tuple[Service, ...]
+    ) -> None:
+        """A neighbour moved or changed its services: relink if its address changed."""
+        link = self.links.get(node_id)
+        service = self.choose(services)
+        if link is not None and link.is_up and service is not None:
+            target = service.host if self.trust_announced_hosts and service.host else host
+            if link.peer_address == format_address(target, service.port):
+                return
+        if link is not None:
+            del self.links[node_id]
+            await link.close()
+        await self.neighbour_found(node_id, host, services)
 
     async def neighbour_lost(self, node_id: str, host: str) -> None:
         """Close the link to a neighbour whose beacons stopped."""

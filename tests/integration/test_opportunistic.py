@@ -91,6 +91,18 @@ def test_lost_neighbours_and_impostors_get_no_link(tmp_path: Path) -> None:
             await linker.neighbour_found("ipn:2.0", "127.0.0.1", services)
             link = linker.links["ipn:2.0"]
             assert link.peer_address == f"127.0.0.1:{b_cla.port}" and link.is_up
+            # The same announcement again changes nothing; a new port means a new link.
+            await linker.neighbour_updated("ipn:2.0", "127.0.0.1", services)
+            assert linker.links["ipn:2.0"] is link
+            c_cla, _ = await node("c", 2, tmp_path)  # ipn:2.0 restarted on another port
+            try:
+                moved = (Service("tcpcl", c_cla.port),)
+                await linker.neighbour_updated("ipn:2.0", "127.0.0.1", moved)
+                assert not link.is_up
+                link = linker.links["ipn:2.0"]
+                assert link.peer_address == f"127.0.0.1:{c_cla.port}" and link.is_up
+            finally:
+                await c_cla.stop()
             await linker.neighbour_lost("ipn:2.0", "127.0.0.1")
             assert "ipn:2.0" not in linker.links and not link.is_up
             # A beacon claiming ipn:5.0 that leads to ipn:2.0's listener.

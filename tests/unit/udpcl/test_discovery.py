@@ -267,3 +267,18 @@ def test_any_input_sequence_keeps_the_table_consistent(
 
 def test_package_docstring_example() -> None:
     assert doctest.testmod(dtncloud.discovery, raise_on_error=True).attempted > 0
+
+
+@pytest.mark.parametrize(
+    ("sockaddr", "host"),
+    [
+        (("192.0.2.1", 3003), "192.0.2.1"),
+        (("2001:db8::1", 3003, 0, 0), "2001:db8::1"),
+        (("fe80::1", 3003, 0, 2), "fe80::1%2"),  # link-local: the scope is needed to reply
+        (("fe80::1%lo", 3003, 0, 1), "fe80::1%lo"),
+    ],
+)
+def test_the_source_host_keeps_a_link_local_scope(sockaddr: tuple[object, ...], host: str) -> None:
+    from dtncloud.cla.discovery import source_host
+
+    assert source_host(sockaddr) == host
