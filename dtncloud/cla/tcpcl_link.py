@@ -40,6 +40,7 @@ from dtncloud.tcpcl.events import (
     TransferSucceeded,
 )
 from dtncloud.tcpcl.interface import TcpclSession
+from dtncloud.tcpcl.v3 import SessionV3
 
 if TYPE_CHECKING:
     from dtncloud.cla.tcpcl import TcpclConvergenceLayer
@@ -54,6 +55,9 @@ WRITE_HIGH_WATER = 4 << 20
 WRITE_LOW_WATER = 1 << 20
 _DEFAULT_REASON = "session closed"
 _NOT_ACCEPTABLE = XferRefuseReason.NOT_ACCEPTABLE
+# TLS 1.3 servers check a client certificate after the client's side of the handshake has
+# completed, so their refusal reaches the client as the connection closing right after it.
+_REFUSED_AFTER_TLS = "peer closed the connection after TLS (did it refuse our certificate?)"
 #: Complete bundles waiting for the node: beyond this the link stops reading (back-pressure).
 MAX_QUEUED_DELIVERIES = 4
 
@@ -87,7 +91,7 @@ class TcpclLink(Link):
         self._peer_host = peer_host
         self._reader = reader
         self._writer = writer
-        self.version = 3 if type(session).__name__ == "SessionV3" else 4
+        self.version = 3 if isinstance(session, SessionV3) else 4
         self.cla_name = "tcpcl" if self.version == 4 else "tcpclv3"
         loop = asyncio.get_running_loop()
         self.established: asyncio.Future[None] = loop.create_future()
@@ -260,9 +264,7 @@ class TcpclLink(Link):
                 data = await self._reader.read(READ_SIZE)
                 if not data:
                     if self._tls_just_started:
-                        self._close_reason = (
-                            "peer closed the connection after TLS (did it refuse our certificate?)"
-                        )
+                        self._close_reason = _REFUSED_AFTER_TLS
                     self.session.connection_lost(loop_ms())
                 else:
                     self._tls_just_started = False
@@ -272,11 +274,7 @@ class TcpclLink(Link):
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             self._close_reason = f"connection lost: {exc or type(exc).__name__}"
             if self._tls_just_started:
-                # TLS 1.3 servers check the client certificate after the client's handshake
-                # has completed, so a refusal shows up here, as the connection closing.
-                self._close_reason = (
-                    "peer closed the connection after TLS (did it refuse our certificate?)"
-                )
+                self._close_reason = _REFUSED_AFTER_TLS
             self.session.connection_lost(loop_ms())
             await self._process_events()
         except (LocalProtocolError, ValueError) as exc:  # our bug, not the peer's
