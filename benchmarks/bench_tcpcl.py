@@ -9,6 +9,12 @@ Three figures, each with the receiver in its own process (a fresh one per measur
 * **receiver RSS**: the peak resident set size of the receiving process during the bulk
   transfer (``ru_maxrss``). Target: under 200 MB. The receiver spools to a file in the
   system temporary directory.
+* **against a plain stream into a file** (reported, no target): the same ratio against a plain
+  asyncio receiver that writes what it reads to a file in the spool directory, as dtncloud's
+  receiver must; it separates the protocol's cost from the cost of storing the bytes.
+* **receiver CPU** (reported, no target): CPU seconds the receiving process spends on the
+  transfer (all its threads, setup excluded), as a multiple of the plain receiver's. Unlike
+  wall-clock throughput it hardly depends on what else the machine is doing.
 * **many small**: 10,000 bundles of 1 KiB over one session, all offered at once (the link
   pipelines them) and each acknowledged. Target: no less than 10,000 bundles per second.
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -71,7 +78,7 @@ class _Counter:
             self.done.set()
 
 
-async def _receive_dtncloud(expected: int, spool: Path) -> None:
+async def _receive_dtncloud(expected: int, spool: Path) -> float:
     done = asyncio.Event()
     counter = _Counter(expected, done)
     options = TcpclOptions(
@@ -81,21 +88,29 @@ async def _receive_dtncloud(expected: int, spool: Path) -> None:
     cla = TcpclConvergenceLayer(counter, options)
     await cla.start()
     print(f"PORT {cla.port}", flush=True)
+    cpu_at_start = time.process_time()
     await done.wait()
+    cpu = time.process_time() - cpu_at_start
     await asyncio.sleep(0)  # let the final acknowledgement go out before stopping
     await cla.stop()
+    return cpu
 
 
-async def _receive_plain(expected_bytes: int) -> None:
+async def _receive_plain(expected_bytes: int, sink: Path | None = None) -> float:
+    """The baseline receiver: reads the bytes and drops them, or (``sink``) writes them to a
+    file there, as a receiver that stores what it gets must."""
     finished = asyncio.Event()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         remaining = expected_bytes
-        while remaining > 0:
-            chunk = await reader.read(1 << 20)
-            if not chunk:
-                break
-            remaining -= len(chunk)
+        with open(sink / "plain.bin", "wb", buffering=0) if sink else open(os.devnull, "wb") as out:
+            while remaining > 0:
+                chunk = await reader.read(1 << 20)
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                if sink:
+                    out.write(chunk)
         writer.write(b"k")
         await writer.drain()
         writer.close()
@@ -103,18 +118,37 @@ async def _receive_plain(expected_bytes: int) -> None:
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0, limit=1 << 20)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    cpu_at_start = time.process_time()
     await finished.wait()
+    cpu = time.process_time() - cpu_at_start
     server.close()
+    return cpu
+
+
+def _pin(cpu: int) -> None:
+    """Keep this process on one CPU (when there are two or more): with ``--pin``, the sender
+    on one and every receiver on another, for every contender alike. Left to the scheduler
+    (the default, as two programs normally run), the processes sometimes share a core and
+    sometimes do not, which moves the plain stream's figure by up to a factor of 3."""
+    with contextlib.suppress(AttributeError, OSError):
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) >= 2:
+            os.sched_setaffinity(0, {cpus[cpu]})
 
 
 def receiver_main(args: argparse.Namespace) -> None:
+    if args.pin:
+        _pin(1)
     if args.receiver == "plain":
-        asyncio.run(_receive_plain(args.expected_bytes))
+        cpu = asyncio.run(_receive_plain(args.expected_bytes))
+    elif args.receiver == "plain-file":
+        with tempfile.TemporaryDirectory(prefix="bench-plain-", dir=args.spool_dir) as sink:
+            cpu = asyncio.run(_receive_plain(args.expected_bytes, Path(sink)))
     else:
         with tempfile.TemporaryDirectory(prefix="bench-spool-", dir=args.spool_dir) as spool:
-            asyncio.run(_receive_dtncloud(args.expected, Path(spool)))
+            cpu = asyncio.run(_receive_dtncloud(args.expected, Path(spool)))
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"maxrss_mb": rss_kb / 1024}), flush=True)
+    print(json.dumps({"maxrss_mb": rss_kb / 1024, "cpu_s": cpu}), flush=True)
 
 
 # --- the sending side (this process) -------------------------------------------------------
@@ -198,21 +232,41 @@ async def _send_many_dtncloud(port: int, bundles: list[bytes]) -> float:
     return elapsed
 
 
-def _bulk(path: Path, size: int, rounds: int, spool_dir: str) -> dict[str, Any]:
-    ratios, ours_rates, plain_rates, rss = [], [], [], []
+def _bulk(path: Path, size: int, rounds: int, spool_dir: str, pinned: bool) -> dict[str, Any]:
+    ratios, ours_rates, plain_rates, rss, cpu_ratios = [], [], [], [], []
+    file_ratios = []
     for _ in range(rounds):
-        plain = _Receiver("--receiver", "plain", "--expected-bytes", str(size))
+        pin = ("--pin",) if pinned else ()
+        plain = _Receiver("--receiver", "plain", "--expected-bytes", str(size), *pin)
         plain_s = asyncio.run(_send_file_plain(plain.port, path))
-        plain.result()
-        ours = _Receiver("--receiver", "dtncloud", "--expected", "1", "--spool-dir", spool_dir)
+        plain_cpu = plain.result()["cpu_s"]
+        to_file = _Receiver(
+            "--receiver",
+            "plain-file",
+            "--expected-bytes",
+            str(size),
+            "--spool-dir",
+            spool_dir,
+            *pin,
+        )
+        to_file_s = asyncio.run(_send_file_plain(to_file.port, path))
+        to_file.result()
+        ours = _Receiver(
+            "--receiver", "dtncloud", "--expected", "1", "--spool-dir", spool_dir, *pin
+        )
         ours_s = asyncio.run(_send_file_dtncloud(ours.port, path))
-        rss.append(ours.result()["maxrss_mb"])
+        ours_result = ours.result()
+        rss.append(ours_result["maxrss_mb"])
+        cpu_ratios.append(ours_result["cpu_s"] / max(plain_cpu, 1e-6))
         plain_rates.append(size / plain_s / 1e6)
         ours_rates.append(size / ours_s / 1e6)
         ratios.append(plain_s / ours_s)
+        file_ratios.append(to_file_s / ours_s)
         print(
             f"  round: plain {plain_rates[-1]:8.0f} MB/s   dtncloud {ours_rates[-1]:8.0f} MB/s"
-            f"   ratio {ratios[-1]:.2f}   receiver peak RSS {rss[-1]:.0f} MB",
+            f"   ratio {ratios[-1]:.2f} (vs plain into a file {file_ratios[-1]:.2f})"
+            f"   receiver peak RSS {rss[-1]:.0f} MB"
+            f"   receiver CPU x{cpu_ratios[-1]:.1f} of plain",
             flush=True,
         )
     return {
@@ -220,6 +274,8 @@ def _bulk(path: Path, size: int, rounds: int, spool_dir: str) -> dict[str, Any]:
         "dtncloud_mb_s": statistics.median(ours_rates),
         "ratio": statistics.median(ratios),
         "receiver_peak_rss_mb": max(rss),
+        "receiver_cpu_ratio": statistics.median(cpu_ratios),
+        "ratio_vs_plain_into_file": statistics.median(file_ratios),
     }
 
 
@@ -247,7 +303,12 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--receiver", choices=["plain", "dtncloud"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pin", action="store_true", help="sender on one CPU, receivers on another"
+    )
+    parser.add_argument(
+        "--receiver", choices=["plain", "plain-file", "dtncloud"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--expected", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--expected-bytes", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -261,6 +322,8 @@ def main() -> int:
         receiver_main(args)
         return 0
 
+    if args.pin:
+        _pin(0)
     size = args.size_mib << 20
     with tempfile.TemporaryDirectory(prefix="bench-tcpcl-") as tmp:
         path = Path(tmp) / "big.bundle"
@@ -270,7 +333,7 @@ def main() -> int:
                 out.write(block)
         print(f"bulk: one {args.size_mib} MiB bundle, {args.rounds} rounds", flush=True)
         print(f"  (receiver spools to {args.spool_dir})", flush=True)
-        bulk = _bulk(path, size, args.rounds, args.spool_dir)
+        bulk = _bulk(path, size, args.rounds, args.spool_dir, args.pin)
     print(f"many small: {args.count} bundles of 1 KiB, {args.rounds} rounds", flush=True)
     many = _many(args.count, args.rounds)
 
@@ -286,6 +349,10 @@ def main() -> int:
     print()
     for name, ok, figure in checks:
         print(f"{'met ' if ok else 'MISSED'}  {name}: {figure}")
+    print(
+        f"info  bulk against a plain stream into a file: {bulk['ratio_vs_plain_into_file'] * 100:.0f}%;"
+        f" receiver CPU {bulk['receiver_cpu_ratio']:.1f}x the plain receiver's"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
