@@ -26,6 +26,7 @@ from dtncloud.bpv7 import BundleId
 from dtncloud.cla import tls as tlsmod
 from dtncloud.cla.base import ConvergenceLayer, Link, LinkEvents, parse_host_port
 from dtncloud.cla.spool import DEFAULT_SPOOL_THRESHOLD, SpoolWriter
+from dtncloud.cla.stream import ChunkStream
 from dtncloud.cla.tcpcl_link import TcpclLink, loop_ms
 from dtncloud.cla.tls import TlsConfig
 from dtncloud.errors import ConfigError, ConnectError
@@ -41,9 +42,9 @@ from dtncloud.tcpcl.v3 import SessionV3
 log = logging.getLogger("dtncloud.cla.tcpcl")
 
 
-def _keep_alive(writer: asyncio.StreamWriter) -> None:
+def _keep_alive(stream: ChunkStream) -> None:
     """TCP keepalive as a last resort: a peer may negotiate TCPCL keepalives away (0)."""
-    sock = writer.get_extra_info("socket")
+    sock = stream.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -199,8 +200,9 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         if self.options.listen is not None:
             host = self.options.listen or None
             try:
-                self._server = await asyncio.start_server(
-                    self._accept, host, self.options.port, limit=1 << 20
+                loop = asyncio.get_running_loop()
+                self._server = await loop.create_server(
+                    lambda: ChunkStream(on_connected=self._connected), host, self.options.port
                 )
             except OSError as exc:
                 self._running = False
@@ -289,28 +291,26 @@ class TcpclConvergenceLayer(ConvergenceLayer):
     async def _open_version(self, host: str, port: int, key: str, version: int) -> TcpclLink:
         timeout = self.options.contact_timeout_s
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=1 << 20), timeout
+            _, stream = await asyncio.wait_for(
+                asyncio.get_running_loop().create_connection(ChunkStream, host, port), timeout
             )
         except TimeoutError:
             raise ConnectError(f"cannot connect to {key}: timed out") from None
         except OSError as exc:
             raise ConnectError(f"cannot connect to {key}: {exc.strerror or exc}") from exc
-        _keep_alive(writer)
+        _keep_alive(stream)
         session_class = SessionV3 if version == 3 else Session
         session = session_class(Role.ACTIVE, self.session_config, loop_ms())
-        link = TcpclLink(
-            self, session, reader, writer, role=Role.ACTIVE, peer_address=key, peer_host=host
-        )
+        link = TcpclLink(self, session, stream, role=Role.ACTIVE, peer_address=key, peer_host=host)
         self._links[key] = link
         self._spawn(link.run())
         try:
             await asyncio.wait_for(asyncio.shield(link.established), timeout)
         except TimeoutError:
-            writer.transport.abort()
+            stream.abort()
             raise ConnectError(f"cannot connect to {key}: no session after {timeout:g} s") from None
         except asyncio.CancelledError:
-            writer.transport.abort()  # no half-open session left behind
+            stream.abort()  # no half-open session left behind
             raise
         except ConnectError as exc:
             if isinstance(session, Session) and session.peer_version == 3:
@@ -320,55 +320,51 @@ class TcpclConvergenceLayer(ConvergenceLayer):
             raise ConnectError(f"cannot connect to {key}: {link.close_reason}")
         return link
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)  # so that stop() ends it, whatever stage it is at
-        try:
-            await self._serve(reader, writer)
-        except asyncio.CancelledError:
-            writer.transport.abort()  # stop() ended it; the server's task just finishes
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+    def _connected(self, stream: ChunkStream) -> None:
+        """A peer connected to the listener: serve it in a task of its own."""
+        self._spawn(self._accept(stream))
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername") or ("?", 0)
+    async def _accept(self, stream: ChunkStream) -> None:
+        try:
+            await self._serve(stream)
+        except asyncio.CancelledError:
+            stream.abort()  # stop() ended it
+
+    async def _serve(self, stream: ChunkStream) -> None:
+        peer = stream.get_extra_info("peername") or ("?", 0)
         host, port = str(peer[0]), int(peer[1])
         key = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        _keep_alive(writer)
+        _keep_alive(stream)
         if len(self._links) + self._greeting >= 2 * self.options.max_sessions:
             log.warning("%s: too many connections; closing", key)  # not even a contact header
-            writer.close()
+            stream.close()
             return
         self._greeting += 1
         try:
-            header = await asyncio.wait_for(reader.readexactly(6), self.options.contact_timeout_s)
+            header = await asyncio.wait_for(stream.readexactly(6), self.options.contact_timeout_s)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
             log.info("%s: no contact header; closing", key)
-            writer.close()
+            stream.close()
             return
         finally:
             self._greeting -= 1
         if not self._running:
-            writer.close()
+            stream.close()
             return
         if header[:4] != MAGIC:
             log.info("%s: not a TCPCL peer (bad magic); closing", key)
-            writer.close()
+            stream.close()
             return
         if header[4] == 3 and self._passive_config.require_tls:
             log.info("%s: refusing a TCPCLv3 session: TLS is required", key)
-            writer.close()
+            stream.close()
             return
         session_class = SessionV3 if header[4] == 3 else Session
         if len(self._links) >= self.options.max_sessions:
-            await self._turn_away(session_class, header, writer, key)
+            await self._turn_away(session_class, header, stream, key)
             return
         session = session_class(Role.PASSIVE, self._passive_config, loop_ms())
-        link = TcpclLink(
-            self, session, reader, writer, role=Role.PASSIVE, peer_address=key, peer_host=host
-        )
+        link = TcpclLink(self, session, stream, role=Role.PASSIVE, peer_address=key, peer_host=host)
         self._links[key] = link
         session.receive_data(header, loop_ms())
         await link.run()
@@ -377,7 +373,7 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         self,
         session_class: type[Session] | type[SessionV3],
         header: bytes,
-        writer: asyncio.StreamWriter,
+        stream: ChunkStream,
         key: str,
     ) -> None:
         """Answer a peer over the session limit with SESS_TERM (SHUTDOWN) "busy", in plain
@@ -387,10 +383,10 @@ class TcpclConvergenceLayer(ConvergenceLayer):
         session = session_class(Role.PASSIVE, config, loop_ms())
         session.receive_data(header, loop_ms())
         session.terminate(SessTermReason.BUSY, loop_ms())
-        writer.write(session.data_to_send())
+        stream.write(session.data_to_send())
         with contextlib.suppress(OSError, asyncio.TimeoutError):
-            await asyncio.wait_for(writer.drain(), 5)
-        writer.close()
+            await asyncio.wait_for(stream.drain(), 5)
+        stream.close()
 
     async def _maintain(self, address: str) -> None:
         """Keep a session with ``address`` open, backing off exponentially between attempts.

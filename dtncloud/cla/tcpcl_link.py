@@ -18,6 +18,7 @@ from dtncloud.bpv7 import peek_bundle_id
 from dtncloud.cla import tls as tlsmod
 from dtncloud.cla.base import Link, Outgoing, ReceivedBundle, outgoing_length
 from dtncloud.cla.spool import IncomingTransfer
+from dtncloud.cla.stream import ChunkStream
 from dtncloud.errors import (
     ConnectError,
     LinkDown,
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dtncloud.cla.tcpcl")
 
-#: How much to ask the socket for at a time.
-READ_SIZE = 1 << 20
 #: Transport write buffer limits: large enough that a 1 MiB segment does not stall the
 #: pipeline, small enough to bound memory per session.
 WRITE_HIGH_WATER = 4 << 20
@@ -76,8 +75,7 @@ class TcpclLink(Link):
         self,
         cla: TcpclConvergenceLayer,
         session: TcpclSession,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: ChunkStream,
         *,
         role: Role,
         peer_address: str,
@@ -89,8 +87,7 @@ class TcpclLink(Link):
         self.role = role
         self.peer_address = peer_address
         self._peer_host = peer_host
-        self._reader = reader
-        self._writer = writer
+        self._stream = stream
         self.version = 3 if isinstance(session, SessionV3) else 4
         self.cla_name = "tcpcl" if self.version == 4 else "tcpclv3"
         loop = asyncio.get_running_loop()
@@ -111,9 +108,7 @@ class TcpclLink(Link):
         )
         self._delivery_task: asyncio.Task[None] | None = None
         self._closing = False
-        transport = writer.transport
-        with contextlib.suppress(AttributeError, NotImplementedError):
-            transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        stream.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
 
     # --- Link interface ---------------------------------------------------------------
 
@@ -190,7 +185,7 @@ class TcpclLink(Link):
         if self._close_reason == _DEFAULT_REASON:
             self._close_reason = reason
         log.warning("%s: %s; dropping the connection", self.peer_address, reason)
-        self._writer.transport.abort()
+        self._stream.abort()
 
     async def _send_memory(self, transfer_id: int, view: memoryview) -> None:
         length = view.nbytes
@@ -230,7 +225,7 @@ class TcpclLink(Link):
                 asyncio.shield(self.closed), self.cla.session_config.ending_timeout_ms / 1000
             )
         except TimeoutError:
-            self._writer.transport.abort()
+            self._stream.abort()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.closed), 1.0)
 
@@ -257,11 +252,11 @@ class TcpclLink(Link):
             await self._process_events()
             if self.version == 4 and self.role is Role.ACTIVE:
                 # Read exactly the contact header, so that no TLS byte is consumed as plain text.
-                header = await self._reader.readexactly(6)
+                header = await self._stream.readexactly(6)
                 self.session.receive_data(header, loop_ms())
                 await self._process_events()
             while not self.session.closed:
-                data = await self._reader.read(READ_SIZE)
+                data = await self._stream.read()
                 if not data:
                     if self._tls_just_started:
                         self._close_reason = _REFUSED_AFTER_TLS
@@ -280,7 +275,7 @@ class TcpclLink(Link):
         except (LocalProtocolError, ValueError) as exc:  # our bug, not the peer's
             log.exception("%s: internal error; dropping the connection", self.peer_address)
             self._close_reason = f"internal error: {exc!r}"
-            self._writer.transport.abort()
+            self._stream.abort()
             self.session.connection_lost(loop_ms())
             await self._process_events()
         except asyncio.CancelledError:
@@ -311,7 +306,7 @@ class TcpclLink(Link):
             self.established.set_exception(ConnectError(self._close_reason))
             self.established.exception()  # mark retrieved: nobody may be waiting
         with contextlib.suppress(Exception):
-            self._writer.close()
+            self._stream.close()
         if not self.closed.done():
             self.closed.set_result(self._close_reason)
         self.cla._forget(self)
@@ -334,14 +329,14 @@ class TcpclLink(Link):
 
     def _flush(self) -> None:
         data = self.session.data_to_send()
-        if data and not self._writer.is_closing():
-            self._writer.write(data)
+        if data and not self._stream.is_closing():
+            self._stream.write(data)
         self._rearm()
 
     async def _flush_and_drain(self) -> None:
         self._flush()
-        if self._writer.transport.get_write_buffer_size() > WRITE_LOW_WATER:
-            await self._writer.drain()
+        if self._stream.write_buffer_size() > WRITE_LOW_WATER:
+            await self._stream.drain()
 
     def _rearm(self) -> None:
         deadline = self.session.get_timer()
@@ -365,7 +360,7 @@ class TcpclLink(Link):
         self._flush()
         if self.session.closed:
             # Wake the reader: closing the transport ends its pending read.
-            self._writer.close()
+            self._stream.close()
 
     # --- session events -----------------------------------------------------------------
 
@@ -419,13 +414,16 @@ class TcpclLink(Link):
         context = self.cla.tls_context(server_side=event.server_side)
         hostname = None if event.server_side else tlsmod.server_hostname(self._peer_host)
         try:
-            await self._writer.start_tls(context, server_hostname=hostname)
+            await self._stream.start_tls(
+                context, server_side=event.server_side, server_hostname=hostname
+            )
         except (ssl.SSLError, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
             self._close_reason = f"TLS handshake failed: {tlsmod.tls_error_message(exc)}"
             log.warning("%s: %s", self.peer_address, self._close_reason)
             self.session.connection_lost(loop_ms())
             return
-        ssl_object = self._writer.get_extra_info("ssl_object")
+        self._stream.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        ssl_object = self._stream.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         try:
             self._peer_identity = tlsmod.peer_identity(der) if der else None
@@ -591,9 +589,9 @@ class TcpclLink(Link):
             self._acknowledged[unfinished.transfer_id] = unfinished.acknowledged
         self._flush()
         with contextlib.suppress(Exception):
-            if self._writer.can_write_eof() and not self._writer.is_closing():
-                self._writer.write_eof()
-        self._writer.close()
+            if self._stream.can_write_eof() and not self._stream.is_closing():
+                self._stream.write_eof()
+        self._stream.close()
 
 
 def _refuse_text(reason: int) -> str:
