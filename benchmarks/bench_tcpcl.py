@@ -46,7 +46,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dtncloud.bpv7 import Bundle, encode_bundle
-from dtncloud.cla.base import Link, ReceivedBundle
+from dtncloud.cla.base import Link, ReceivedBundle, SendOnly
 from dtncloud.cla.tcpcl import TcpclConvergenceLayer, TcpclOptions
 from dtncloud.cla.tcpcl_link import WRITE_HIGH_WATER, WRITE_LOW_WATER
 
@@ -174,22 +174,11 @@ class _Receiver:
         return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-class _Quiet:
-    def link_up(self, link: Link) -> None:
-        pass
-
-    def link_down(self, link: Link, reason: str) -> None:
-        pass
-
-    async def bundle_received(self, bundle: ReceivedBundle) -> None:
-        pass
-
-
 def _sender_cla() -> TcpclConvergenceLayer:
     options = TcpclOptions(
         node_id="ipn:1.0", segment_mru=SEGMENT, max_segment_size=SEGMENT, transfer_mru=TRANSFER_MRU
     )
-    return TcpclConvergenceLayer(_Quiet(), options)
+    return TcpclConvergenceLayer(SendOnly(), options)
 
 
 async def _send_file_dtncloud(port: int, path: Path) -> float:

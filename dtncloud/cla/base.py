@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dtncloud.errors import ConfigError
+from dtncloud.errors import ConfigError, TransferRefused
+
+#: TCPCLv4 XFER_REFUSE "not acceptable" (kept literal: the CLA interface is version-neutral).
+_NOT_ACCEPTABLE = 4
 
 #: What can be sent: the encoded bundle in memory, or a file holding it (streamed from disk).
 Outgoing = bytes | bytearray | memoryview | os.PathLike[str]
@@ -66,6 +69,20 @@ class LinkEvents(Protocol):
 
     async def bundle_received(self, bundle: ReceivedBundle) -> None:
         """Take the bundle over durably, or raise ``TransferRefused`` to refuse it."""
+
+
+class SendOnly:
+    """The ``LinkEvents`` of a node that only sends (a command-line sender, a benchmark):
+    link news is ignored and whatever arrives is refused ("not acceptable")."""
+
+    def link_up(self, link: Link) -> None:
+        pass
+
+    def link_down(self, link: Link, reason: str) -> None:
+        pass
+
+    async def bundle_received(self, bundle: ReceivedBundle) -> None:
+        raise TransferRefused("this node only sends", reason=_NOT_ACCEPTABLE)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from dtncloud.cla.spool import DEFAULT_SPOOL_THRESHOLD, SpoolWriter
 from dtncloud.cla.stream import ChunkStream
 from dtncloud.cla.tcpcl_link import TcpclLink, loop_ms
 from dtncloud.cla.tls import TlsConfig
+from dtncloud.discovery import format_address
 from dtncloud.errors import ConfigError, ConnectError
 from dtncloud.tcpcl.codes import DEFAULT_PORT, MAGIC, Role, SessTermReason
 from dtncloud.tcpcl.config import (
@@ -333,7 +334,7 @@ class TcpclConvergenceLayer(ConvergenceLayer):
     async def _serve(self, stream: ChunkStream) -> None:
         peer = stream.get_extra_info("peername") or ("?", 0)
         host, port = str(peer[0]), int(peer[1])
-        key = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        key = format_address(host, port)
         _keep_alive(stream)
         if len(self._links) + self._greeting >= 2 * self.options.max_sessions:
             log.warning("%s: too many connections; closing", key)  # not even a contact header

@@ -202,9 +202,24 @@ def _umask() -> int:
     return mask
 
 
+def sync_directory(directory: str | Path) -> None:
+    """Make a rename into ``directory`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory, flushed to
-    disk and renamed over ``path``: readers see the old file or the whole new one."""
+    disk and renamed over ``path``, the rename synced too: readers see the old file or the
+    whole new one, and after a crash the new one is there if this returned."""
     target = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -218,6 +233,7 @@ def atomic_write(path: str | Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
+        sync_directory(target.parent)
     except BaseException:
         with suppress(OSError):
             os.unlink(tmp)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from dtncloud.bpv7 import peek_bundle_id
 from dtncloud.cla.base import ReceivedBundle
-from dtncloud.cli._output import atomic_write
+from dtncloud.cli._output import atomic_write, sync_directory
 
 # Longest file name most file systems take is 255 bytes; leave room for the suffix.
 _MAX_NAME = 200
@@ -60,7 +60,6 @@ def save_received(
         counter += 1
     if received.data is not None:
         atomic_write(target, received.data)
-        _sync_directory(directory)  # the rename, too, must be on disk before the ack
     else:
         assert received.path is not None
         try:
@@ -70,7 +69,7 @@ def save_received(
         # Durable before the CLA acknowledges it (the spool file was not synced).
         with open(target, "rb") as handle:
             os.fsync(handle.fileno())
-        _sync_directory(directory)
+        sync_directory(directory)
     return target
 
 
@@ -80,17 +79,3 @@ def stop_on_signals(done: asyncio.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, done.set)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a rename into ``directory`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dtncloud.cla.base import Link, ReceivedBundle
+from dtncloud.cla.base import Link, ReceivedBundle, SendOnly
 from dtncloud.cla.tcpcl import TcpclConvergenceLayer, TcpclOptions
 from dtncloud.cla.tls import TlsConfig
 from dtncloud.cli._output import CliError, about, error_line
@@ -216,21 +216,8 @@ def send(
         )
 
 
-class _Quiet:
-    """A sender's node: it expects nothing back and refuses anything that arrives."""
-
-    def link_up(self, link: Link) -> None:
-        pass
-
-    def link_down(self, link: Link, reason: str) -> None:
-        pass
-
-    async def bundle_received(self, bundle: ReceivedBundle) -> None:
-        raise TransferRefused("this is a sending-only session", reason=4)
-
-
 async def _send(options: TcpclOptions, address: str, files: tuple[str, ...]) -> list[str]:
-    cla = TcpclConvergenceLayer(_Quiet(), options)
+    cla = TcpclConvergenceLayer(SendOnly(), options)
     await cla.start()
     failures: list[str] = []
     try:

@@ -15,11 +15,12 @@ from typing import Any
 
 import click
 
-from dtncloud.cla.base import Link, ReceivedBundle, parse_host_port
+from dtncloud.cla.base import Link, ReceivedBundle, SendOnly, parse_host_port
 from dtncloud.cla.udp import UdpConvergenceLayer
 from dtncloud.cli._output import CliError, about, error_line, read_input, stdin_name
 from dtncloud.cli._params import SIZE, SizeParam
 from dtncloud.cli._received import save_received, stop_on_signals
+from dtncloud.discovery import format_address
 from dtncloud.errors import BundleTooLarge, ConfigError, DtnError, TransferRefused
 from dtncloud.udpcl import (
     DEFAULT_PORT,
@@ -147,30 +148,13 @@ async def _listen(listener: _Listener, host: str, port: int, max_bundle_size: in
     await cla.start()
     stop_on_signals(listener.done)
     try:
-        click.echo(f"listening on {_address(host, cla.port)} (udp)")
+        click.echo(f"listening on {format_address(host, cla.port)} (udp)")
         await listener.done.wait()
     finally:
         await cla.stop()
     ignored = cla.stats.ignored
     if ignored:
         click.echo(f"ignored {ignored} datagram{'s' if ignored != 1 else ''} that held no bundle")
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class _NoEvents:
-    """``udp send`` does not listen for bundles; whatever arrives is dropped."""
-
-    def link_up(self, link: Link) -> None:
-        pass
-
-    def link_down(self, link: Link, reason: str) -> None:
-        pass
-
-    async def bundle_received(self, bundle: ReceivedBundle) -> None:
-        pass
 
 
 def _load(path: str, max_size: int) -> tuple[bytes, Classification]:
@@ -223,7 +207,7 @@ async def _send(
     rate: int,
 ) -> None:
     cla = UdpConvergenceLayer(
-        _NoEvents(),
+        SendOnly(),
         host="::" if ":" in host else "0.0.0.0",
         port=0,
         max_bundle_size=max_bundle_size,
