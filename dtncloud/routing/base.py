@@ -46,9 +46,9 @@ __all__ = [
 
 #: RFC 9171 section 6.1.1 reason codes a router gives in :class:`Drop` (kept here as numbers
 #: so routers need not import the codec).
-NO_KNOWN_ROUTE = 5
-NO_TIMELY_CONTACT = 6
-HOP_LIMIT_EXCEEDED = 10
+NO_KNOWN_ROUTE = 6
+NO_TIMELY_CONTACT = 7
+HOP_LIMIT_EXCEEDED = 9
 
 #: Block type code of the routing extension block that carries :meth:`Router.carry` content
 #: with a bundle (from the RFC 9171 private and experimental range, 192-255).

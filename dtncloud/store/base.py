@@ -68,6 +68,10 @@ class BundleMeta:
     total_length: int | None = None
     #: node ID of the neighbour it came from, or None when created here
     previous_node: str | None = None
+    #: the bundle processing control flags (which status reports it asks for, ...)
+    flags: int = 0
+    #: where status reports about it go (None: nowhere, e.g. dtn:none)
+    report_to: str | None = None
     custody: bytes = b""
     routing: bytes = b""
 
