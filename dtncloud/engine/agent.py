@@ -44,7 +44,7 @@ from dtncloud.errors import AdminRecordError, BundleDecodeError, BundleEncodeErr
 from dtncloud.routing.base import Drop, Forward, LinkInfo, Router, Wait, node_of
 from dtncloud.store.base import BundleMeta, Retention
 
-__all__ = ["BundleProtocolAgent"]
+__all__ = ["STATE_KEYS", "BundleProtocolAgent"]
 
 R = StatusReportReason
 
@@ -65,6 +65,9 @@ _KNOWN_BLOCKS = frozenset(
 # the reservation is stored before any of its numbers is used, so a restart never reuses one.
 _SEQUENCE_BLOCK = 1024
 _SEQUENCE_KEY = "engine.sequence"
+
+#: The names of the node values the agent keeps in the store (see ``restore``).
+STATE_KEYS = (_SEQUENCE_KEY,)
 
 
 @dataclass(slots=True)
@@ -204,6 +207,10 @@ class BundleProtocolAgent:
 
     def bundle_ids(self) -> list[str]:
         return list(self._bundles)
+
+    def knows(self, bundle_id: str) -> bool:
+        """Whether this node holds ``bundle_id`` or let it go recently (a duplicate)."""
+        return bundle_id in self._bundles or bundle_id in self._pending or bundle_id in self._seen
 
     def __len__(self) -> int:
         return len(self._bundles)
