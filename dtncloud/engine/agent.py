@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,9 +37,13 @@ from dtncloud.bpv7.flags import BlockFlag, BlockType, BundleFlag, StatusReportRe
 from dtncloud.engine import actions as act
 from dtncloud.engine import inputs as inp
 from dtncloud.engine.config import EngineConfig, routing_endpoint_of
+from dtncloud.engine.counters import CreationStamps
+from dtncloud.engine.deliveries import DeliveryBook
+from dtncloud.engine.fragments import FragmentBook
 from dtncloud.engine.listener import EngineListener
 from dtncloud.engine.reports import report_bundle
 from dtncloud.engine.transmit import TransmitPlan
+from dtncloud.engine.view import AgentView
 from dtncloud.errors import AdminRecordError, BundleDecodeError, BundleEncodeError, InvalidEID
 from dtncloud.routing.base import Drop, Forward, LinkInfo, Router, Wait, node_of
 from dtncloud.store.base import BundleMeta, Retention
@@ -61,13 +65,10 @@ _KNOWN_BLOCKS = frozenset(
     }
 )
 
-# How many creation sequence numbers a node without an accurate clock reserves at a time:
-# the reservation is stored before any of its numbers is used, so a restart never reuses one.
-_SEQUENCE_BLOCK = 1024
-_SEQUENCE_KEY = "engine.sequence"
+_REPORT_RECEPTION = int(BundleFlag.REPORT_RECEPTION)
 
 #: The names of the node values the agent keeps in the store (see ``restore``).
-STATE_KEYS = (_SEQUENCE_KEY,)
+STATE_KEYS = (CreationStamps.KEY,)
 
 
 @dataclass(slots=True)
@@ -122,15 +123,13 @@ class BundleProtocolAgent:
         self._next_transmission = 1
         # bundle IDs let go of recently, with their expiry, to recognise duplicates
         self._seen: OrderedDict[str, int] = OrderedDict()
-        self._registrations: dict[str, bool] = {}
-        self._awaiting: dict[str, dict[str, None]] = {}
-        self._delivering: set[str] = set()
-        self._fragments: dict[str, dict[str, tuple[int, int, int]]] = {}
-        self._reassembling: set[str] = set()
-        self._last_creation = -1
-        self._sequence = 0
-        self._sequence_reserved = 0
-        self._view = _View(self)
+        self._deliveries = DeliveryBook()
+        self._fragments = FragmentBook()
+        # whole bundle ID -> the fragments it was put together from, released once it is stored
+        self._reassembled_from: dict[str, list[str]] = {}
+        self._stamps = CreationStamps(clock_accurate=config.clock_accurate)
+        self._view = AgentView(self._node, self._links, self._bundles, self.is_local)
+        self._known_blocks = _KNOWN_BLOCKS | {config.routing_block_type}
 
     # -- the sans-IO interface -----------------------------------------------------------
 
@@ -150,16 +149,12 @@ class BundleProtocolAgent:
 
     def get_timer(self) -> int | None:
         """When :meth:`handle_timer` is next due, or None."""
-        times = [
-            t
-            for t in (
-                self._expiry[0][0] if self._expiry else None,
-                self._wakeups[0][0] if self._wakeups else None,
-                self.router.get_timer(),
-            )
-            if t is not None
-        ]
-        return min(times) if times else None
+        due = self.router.get_timer()
+        if self._expiry and (due is None or self._expiry[0][0] < due):
+            due = self._expiry[0][0]
+        if self._wakeups and (due is None or self._wakeups[0][0] < due):
+            due = self._wakeups[0][0]
+        return due
 
     def handle_timer(self, now: int) -> None:
         """Expire bundles whose lifetime is over, route again those that were waiting."""
@@ -183,23 +178,21 @@ class BundleProtocolAgent:
         """Rebuild the index from what a store holds (a node starting again). Bundles that
         expired meanwhile are deleted; the rest are routed or delivered again as links and
         applications come."""
-        reserved = state.get(_SEQUENCE_KEY)
-        if reserved is not None:
-            self._sequence = self._sequence_reserved = int.from_bytes(reserved, "big")
+        self._stamps.restore(state.get(CreationStamps.KEY))
         for meta in bundles:
             self._index(meta)
             if meta.retention & Retention.REASSEMBLY_PENDING:
-                self._note_fragment(meta)
+                self._fragments.add(meta.bundle_id, meta.total_length or 0)
             if meta.retention & Retention.DISPATCH_PENDING:
-                self._awaiting.setdefault(meta.destination, {})[meta.bundle_id] = None
+                self._deliveries.wait(meta.bundle_id, meta.destination)
         self.handle_timer(now)
-        for whole_id in list(self._fragments):
-            self._maybe_reassemble(whole_id)
+        for whole in self._fragments.wholes():
+            self._maybe_reassemble(whole)
 
     # -- what routers and tests may read -------------------------------------------------
 
     @property
-    def view(self) -> _View:
+    def view(self) -> AgentView:
         return self._view
 
     def bundle(self, bundle_id: str) -> BundleMeta | None:
@@ -216,7 +209,7 @@ class BundleProtocolAgent:
         return len(self._bundles)
 
     def is_local(self, eid: str) -> bool:
-        return node_of(eid) == self._node or eid in self._registrations
+        return node_of(eid) == self._node or self._deliveries.is_registered(eid)
 
     # -- reception (RFC 9171 5.6) --------------------------------------------------------
 
@@ -243,21 +236,25 @@ class BundleProtocolAgent:
             self.listener.bundle_duplicate(bundle_id, now)
             self._ack(receipt, True)
             return
-        age = bundle.bundle_age
-        created = primary.creation_time if primary.creation_time else now - (age or 0)
+        created = primary.creation_time or now - (bundle.bundle_age or 0)
         expires_at = created + primary.lifetime
         if expires_at <= now:
             self._refuse(receipt, bundle, R.LIFETIME_EXPIRED, "lifetime expired", now)
             return
-        hop = bundle.hop_count
+        blocks = bundle.blocks
+        has = {block.type_code for block in blocks}
+        hop = bundle.hop_count if BlockType.HOP_COUNT in has else None
         if hop is not None and hop.exceeded:
             self._refuse(receipt, bundle, R.HOP_LIMIT_EXCEEDED, "hop limit exceeded", now)
             return
-        kept, changed, unsupported = self._process_blocks(bundle)
-        if kept is None:
-            self._refuse(receipt, bundle, R.BLOCK_UNSUPPORTED, "unsupported block", now)
-            return
-        bundle = kept
+        changed = False
+        unsupported: Bundle | None = None
+        if not has <= self._known_blocks:
+            kept, changed, unsupported = self._process_blocks(bundle)
+            if kept is None:
+                self._refuse(receipt, bundle, R.BLOCK_UNSUPPORTED, "unsupported block", now)
+                return
+            bundle = kept
         destination = str(primary.destination)
         if destination in (self._node, self._routing_endpoint) and self._consume_admin(
             bundle, destination, link_id, now
@@ -266,25 +263,24 @@ class BundleProtocolAgent:
             return
         if changed or data is None:
             data = encode_bundle(bundle, validate=False)
-        carried_block = bundle.first_block_of_type(self.config.routing_block_type)
-        meta = self._meta_for(
-            bundle,
-            bundle_id,
-            expires_at,
-            len(data),
-            now,
-            previous=_previous_node(bundle, link_id, self._links),
-        )
-        meta = replace(
-            meta,
-            routing=self.router.admit(
-                meta, None if carried_block is None else carried_block.data, now
-            ),
-        )
+        carried = None
+        if self.config.routing_block_type in has:
+            block = bundle.first_block_of_type(self.config.routing_block_type)
+            carried = None if block is None else block.data
+        previous = None
+        if BlockType.PREVIOUS_NODE in has:
+            previous = _previous_node(bundle)
+        if previous is None and link_id is not None:
+            link = self._links.get(link_id)
+            previous = None if link is None else link.peer_node
+        meta = self._meta_for(bundle, bundle_id, expires_at, len(data), now, previous=previous)
+        routing = self.router.admit(meta, carried, now)
+        if routing:
+            meta = replace(meta, routing=routing)
         report: int | None = None
         if unsupported is not None:
             report = R.BLOCK_UNSUPPORTED
-        elif primary.flags & BundleFlag.REPORT_RECEPTION:
+        elif int(primary.flags) & _REPORT_RECEPTION:
             report = R.NO_ADDITIONAL_INFORMATION
         self._persist(meta, data, receipt=receipt, link_id=link_id, report_received=report)
 
@@ -418,6 +414,12 @@ class BundleProtocolAgent:
             self.listener.bundle_created(meta, now)
         else:
             self.listener.bundle_received(meta, pending.link_id, now)
+        for fragment_id in self._reassembled_from.pop(meta.bundle_id, ()):
+            fragment = self._bundles.get(fragment_id)
+            if fragment is not None:
+                self._release(
+                    fragment, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now
+                )
         if pending.report_received is not None:
             self._report(meta, now, received=now, reason=pending.report_received)
         self._dispatch(meta, now)
@@ -464,12 +466,9 @@ class BundleProtocolAgent:
         self._remember(bundle_id, meta.expires_at)
         for transmission in self._flights_of.pop(bundle_id, ()):
             self._flights.pop(transmission, None)
-        waiting = self._awaiting.get(meta.destination)
-        if waiting is not None:
-            waiting.pop(bundle_id, None)
-            if not waiting:
-                del self._awaiting[meta.destination]
-        self._delivering.discard(bundle_id)
+        self._deliveries.done(bundle_id, meta.destination)
+        if meta.retention & Retention.REASSEMBLY_PENDING:
+            self._fragments.discard(bundle_id)
         self.listener.bundle_deleted(meta, reason, now)
         if report:
             self._report(meta, now, deleted=now, reason=reason)
@@ -485,100 +484,67 @@ class BundleProtocolAgent:
 
     def _dispatch(self, meta: BundleMeta, now: int) -> None:
         if meta.retention & Retention.REASSEMBLY_PENDING:
-            self._note_fragment(meta)
-            self._maybe_reassemble(_whole_id(meta.bundle_id))
+            self._maybe_reassemble(self._fragments.add(meta.bundle_id, meta.total_length or 0))
         elif meta.retention & Retention.DISPATCH_PENDING:
-            self._awaiting.setdefault(meta.destination, {})[meta.bundle_id] = None
-            if self._registrations.get(meta.destination):
+            self._deliveries.wait(meta.bundle_id, meta.destination)
+            if self._deliveries.is_active(meta.destination):
                 self._deliver(meta)
         elif meta.retention & Retention.FORWARD_PENDING:
             self._route(meta, now)
 
     def _deliver(self, meta: BundleMeta) -> None:
-        if meta.bundle_id in self._delivering:
-            return
-        self._delivering.add(meta.bundle_id)
-        self._actions.append(act.Deliver(meta.destination, meta.bundle_id))
+        if self._deliveries.start(meta.bundle_id):
+            self._actions.append(act.Deliver(meta.destination, meta.bundle_id))
 
     def _on_delivered(self, event: inp.Delivered, now: int) -> None:
-        self._delivering.discard(event.bundle_id)
         meta = self._bundles.get(event.bundle_id)
         if meta is None:
+            self._deliveries.done(event.bundle_id, event.endpoint)
             return
-        waiting = self._awaiting.get(meta.destination)
-        if waiting is not None:
-            waiting.pop(meta.bundle_id, None)
-            if not waiting:
-                del self._awaiting[meta.destination]
+        self._deliveries.done(meta.bundle_id, meta.destination)
         self.listener.bundle_delivered(meta, event.endpoint, now)
         self._report(meta, now, delivered=now)
         self._release(meta, Retention.DISPATCH_PENDING, R.NO_ADDITIONAL_INFORMATION, now)
 
     def _on_delivery_failed(self, event: inp.DeliveryFailed, now: int) -> None:
-        self._delivering.discard(event.bundle_id)
-        if event.endpoint in self._registrations:
-            self._registrations[event.endpoint] = False
+        self._deliveries.failed(event.bundle_id, event.endpoint)
 
     def _on_registered(self, event: inp.ApplicationRegistered, now: int) -> None:
-        self._registrations[event.endpoint] = True
-        for bundle_id in list(self._awaiting.get(event.endpoint, ())):
+        for bundle_id in self._deliveries.register(event.endpoint):
             meta = self._bundles.get(bundle_id)
             if meta is not None:
                 self._deliver(meta)
 
     def _on_deregistered(self, event: inp.ApplicationDeregistered, now: int) -> None:
-        if event.forget:
-            self._registrations.pop(event.endpoint, None)
-        elif event.endpoint in self._registrations:
-            self._registrations[event.endpoint] = False
+        self._deliveries.deregister(event.endpoint, forget=event.forget)
 
     # -- reassembly (RFC 9171 5.9) -------------------------------------------------------
 
-    def _note_fragment(self, meta: BundleMeta) -> None:
-        offset, length = _fragment_range(meta.bundle_id)
-        total = meta.total_length or 0
-        self._fragments.setdefault(_whole_id(meta.bundle_id), {})[meta.bundle_id] = (
-            offset,
-            length,
-            total,
-        )
-
-    def _maybe_reassemble(self, whole_id: str) -> None:
-        parts = self._fragments.get(whole_id)
-        if not parts or whole_id in self._reassembling:
-            return
-        total = next(iter(parts.values()))[2]
-        covered = 0
-        for offset, length, _ in sorted(parts.values()):
-            if offset > covered:
-                return
-            covered = max(covered, offset + length)
-        if covered < total:
-            return
-        self._reassembling.add(whole_id)
-        self._actions.append(act.Reassemble(whole_id, tuple(parts)))
+    def _maybe_reassemble(self, whole: str) -> None:
+        fragment_ids = self._fragments.ready(whole)
+        if fragment_ids is not None:
+            self._actions.append(act.Reassemble(whole, fragment_ids))
 
     def _on_reassembled(self, event: inp.Reassembled, now: int) -> None:
-        whole_id = event.bundle_id
-        self._reassembling.discard(whole_id)
-        parts = self._fragments.pop(whole_id, {})
-        if event.data is None:
+        whole = event.bundle_id
+        parts = self._fragments.finish(whole)
+        bundle = None
+        if event.data is not None:
+            try:
+                bundle = decode_bundle(event.data, max_size=max(len(event.data), 1))
+            except BundleDecodeError:
+                bundle = None
+        if bundle is None or event.data is None:
             for fragment_id in parts:  # they cannot be put together: let them go
                 meta = self._bundles.get(fragment_id)
                 if meta is not None:
                     self._delete(meta, R.BLOCK_UNINTELLIGIBLE, now)
             return
-        try:
-            bundle = decode_bundle(event.data, max_size=max(len(event.data), 1))
-        except BundleDecodeError:
-            return
-        for fragment_id in parts:
-            meta = self._bundles.get(fragment_id)
-            if meta is not None:
-                self._release(meta, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now)
-        self._seen.pop(whole_id, None)
+        # The fragments are let go only once the whole bundle is stored (see _on_persisted).
+        self._reassembled_from[whole] = parts
+        self._seen.pop(whole, None)
         meta = self._meta_for(
-            bundle, whole_id, self._expiry_of(bundle, now), len(event.data), now, previous=None
+            bundle, whole, self._expiry_of(bundle, now), len(event.data), now, previous=None
         )
         self._persist(meta, event.data)
 
@@ -765,20 +731,10 @@ class BundleProtocolAgent:
 
     def _next_timestamp(self, now: int) -> tuple[int, int]:
         """A creation timestamp no other bundle of this node has (RFC 9171 4.2.7)."""
-        if self.config.clock_accurate:
-            if now > self._last_creation:
-                self._last_creation, self._sequence = now, 0
-            else:
-                self._sequence += 1
-            return self._last_creation, self._sequence
-        sequence = self._sequence
-        self._sequence += 1
-        if self._sequence > self._sequence_reserved:
-            self._sequence_reserved = sequence + _SEQUENCE_BLOCK
-            self._actions.append(
-                act.SaveState(_SEQUENCE_KEY, self._sequence_reserved.to_bytes(8, "big"))
-            )
-        return 0, sequence
+        creation_time, sequence, save = self._stamps.take(now)
+        if save is not None:
+            self._actions.append(save)
+        return creation_time, sequence
 
     # -- status reports (RFC 9171 6.1) ---------------------------------------------------
 
@@ -845,57 +801,12 @@ class BundleProtocolAgent:
             self._report(meta, now, deleted=now, reason=reason)
 
 
-class _View:
-    """The read-only face of an agent that its router sees."""
-
-    __slots__ = ("_agent",)
-
-    def __init__(self, agent: BundleProtocolAgent) -> None:
-        self._agent = agent
-
-    @property
-    def node_id(self) -> str:
-        return self._agent._node
-
-    def links(self) -> Sequence[LinkInfo]:
-        return list(self._agent._links.values())
-
-    def link(self, link_id: str) -> LinkInfo | None:
-        return self._agent._links.get(link_id)
-
-    def links_to(self, node_id: str) -> Sequence[LinkInfo]:
-        return [link for link in self._agent._links.values() if link.peer_node == node_id]
-
-    def bundles(self) -> Iterable[BundleMeta]:
-        return [m for m in self._agent._bundles.values() if m.retention & Retention.FORWARD_PENDING]
-
-    def bundle(self, bundle_id: str) -> BundleMeta | None:
-        return self._agent._bundles.get(bundle_id)
-
-    def is_local(self, eid: str) -> bool:
-        return self._agent.is_local(eid)
-
-
-def _previous_node(
-    bundle: Bundle, link_id: str | None, links: Mapping[str, LinkInfo]
-) -> str | None:
-    previous = bundle.previous_node
-    if previous is not None:
-        return str(previous)
-    link = links.get(link_id) if link_id is not None else None
-    return None if link is None else link.peer_node
-
-
-def _whole_id(bundle_id: str) -> str:
-    slash = bundle_id.rfind("/")
-    at = bundle_id.rfind("@")
-    return bundle_id[:slash] if slash > at else bundle_id
-
-
-def _fragment_range(bundle_id: str) -> tuple[int, int]:
-    tail = bundle_id[bundle_id.rfind("/") + 1 :]
-    offset, _, length = tail.partition("+")
-    return int(offset), int(length)
+def _previous_node(bundle: Bundle) -> str | None:
+    try:
+        previous = bundle.previous_node
+    except BundleDecodeError:  # checked on decoding; kept for bundles made by hand
+        return None
+    return None if previous is None else str(previous)
 
 
 _HANDLERS: dict[type, Callable[[BundleProtocolAgent, Any, int], None]] = {
