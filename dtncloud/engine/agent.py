@@ -121,6 +121,8 @@ class BundleProtocolAgent:
         self._flights: dict[int, _Flight] = {}
         self._flights_of: dict[str, list[int]] = {}
         self._next_transmission = 1
+        # bundles whose no-copy-kept transmission succeeded while others were under way
+        self._handed_over: set[str] = set()
         # bundle IDs let go of recently, with their expiry, to recognise duplicates
         self._seen: OrderedDict[str, int] = OrderedDict()
         self._deliveries = DeliveryBook()
@@ -466,6 +468,7 @@ class BundleProtocolAgent:
         self._remember(bundle_id, meta.expires_at)
         for transmission in self._flights_of.pop(bundle_id, ()):
             self._flights.pop(transmission, None)
+        self._handed_over.discard(bundle_id)
         self._deliveries.done(bundle_id, meta.destination)
         if meta.retention & Retention.REASSEMBLY_PENDING:
             self._fragments.discard(bundle_id)
@@ -561,9 +564,11 @@ class BundleProtocolAgent:
         flying = self._flights_of.get(meta.bundle_id)
         decision = self.router.route(meta, self._view, now)
         if isinstance(decision, Forward):
-            if flying and not decision.keep_copy:
-                return  # the one copy is on its way already
+            if meta.bundle_id in self._handed_over:
+                return  # its last copy has gone; it is let go when the others end
             busy = {self._flights[t].link_id for t in flying or ()}
+            if flying and any(not self._flights[t].keep_copy for t in flying):
+                return  # the one copy is on its way already
             for link_id in decision.links:
                 if link_id not in busy:
                     self._transmit(meta, link_id, decision.keep_copy, now)
@@ -633,7 +638,15 @@ class BundleProtocolAgent:
         self.listener.bundle_forwarded(meta, flight.link_id, now)
         if meta.flags & BundleFlag.REPORT_FORWARDING:
             self._report(meta, now, forwarded=now)
-        if not flight.keep_copy and not self._flights_of.get(meta.bundle_id):
+        if not flight.keep_copy:
+            self._handed_over.add(meta.bundle_id)
+        self._settle_forwarding(meta, now)
+
+    def _settle_forwarding(self, meta: BundleMeta, now: int) -> None:
+        """Once a copy sent without keeping one has arrived and no other copy is under
+        way, the bundle no longer waits to be forwarded."""
+        if meta.bundle_id in self._handed_over and not self._flights_of.get(meta.bundle_id):
+            self._handed_over.discard(meta.bundle_id)
             self._release(meta, Retention.FORWARD_PENDING, R.NO_ADDITIONAL_INFORMATION, now)
 
     def _on_transmit_failed(self, event: inp.TransmissionFailed, now: int) -> None:
@@ -645,7 +658,10 @@ class BundleProtocolAgent:
             return
         link = self._links.get(flight.link_id) or LinkInfo(flight.link_id, None)
         self.router.on_transmit_failed(meta, link, self._view, now)
-        heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
+        if meta.bundle_id in self._handed_over:
+            self._settle_forwarding(meta, now)
+        else:
+            heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
 
     # -- links ---------------------------------------------------------------------------
 

@@ -1,5 +1,17 @@
-"""Router plug-ins, one module per router, registered by name in ``default_registry``."""
+"""Router plug-ins, one module per router, registered by name in ``default_registry``.
 
+Importing this package registers every router shipped with dtncloud: ``static``, ``direct``,
+``first_contact``, ``epidemic``, ``prophet`` and ``spray_and_wait``.
+"""
+
+from dtncloud.routing import (  # noqa: F401  (imported to register the routers)
+    direct,
+    epidemic,
+    first_contact,
+    prophet,
+    spray_and_wait,
+    static,
+)
 from dtncloud.routing.base import (
     ControlMessage,
     Decision,

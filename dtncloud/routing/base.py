@@ -174,7 +174,11 @@ class Router(ABC):
     def select(self, link: LinkInfo, view: RoutingView, now: int) -> list[str]:
         """Bundle IDs to send on ``link``, which has just come up, in sending order. The
         default asks :meth:`route` about every waiting bundle and keeps those routed to
-        ``link``."""
+        ``link``.
+
+        The engine then calls :meth:`route` for each ID returned (the decision says which
+        links and whether a copy is kept), and calls :meth:`select` again for every link
+        after a routing message from a peer arrives."""
         chosen = []
         for meta in view.bundles():
             decision = self.route(meta, view, now)

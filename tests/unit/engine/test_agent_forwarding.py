@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 from dtncloud.bpv7 import BundleFlag, decode_bundle, read_admin_record
 from dtncloud.engine import actions, inputs
-from dtncloud.routing.base import ControlMessage
-from dtncloud.store.base import Retention
-from tests.unit.engine.harness import T0, Harness, bundle_bytes
+from dtncloud.routing.base import ControlMessage, Decision, Forward, RoutingView, Wait, node_of
+from dtncloud.store.base import BundleMeta, Retention
+from tests.unit.engine.harness import T0, Harness, LinkToPeerRouter, bundle_bytes
 
 
 def _receive(h: Harness, data: bytes) -> str:
@@ -150,3 +152,32 @@ def test_link_down_then_failure_keeps_the_bundle() -> None:
     assert h.agent.bundle(bundle_id) is not None
     out = h.feed(inputs.LinkUp("lb2", "dtn://b/"))
     assert [type(a) for a in out] == [actions.Transmit]
+
+
+class _Replicating(LinkToPeerRouter):
+    """Copies to every neighbour, keeping one; the destination gets the last copy."""
+
+    def route(self, meta: BundleMeta, view: RoutingView, now: int) -> Decision:
+        direct = view.links_to(node_of(meta.destination))
+        if direct:
+            return Forward((direct[0].link_id,), keep_copy=False)
+        links = tuple(link.link_id for link in view.links())
+        return Forward(links, keep_copy=True) if links else Wait()
+
+
+def test_destination_gets_its_copy_while_kept_copies_are_in_flight() -> None:
+    h = Harness()
+    h.agent.router = h.router = _Replicating("dtn://a/", random.Random(1))
+    h.feed(inputs.LinkUp("lx", "dtn://x/"))
+    bundle_id = _receive(h, bundle_bytes())
+    to_x = next(a for a in h.feed(inputs.Persisted(bundle_id)) if isinstance(a, actions.Transmit))
+    assert to_x.link_id == "lx"
+    out = h.feed(inputs.LinkUp("lb", "dtn://b/"))
+    to_b = next(a for a in out if isinstance(a, actions.Transmit))
+    assert to_b.link_id == "lb"
+    # the destination has it; the bundle is let go only when the copy to x has ended too
+    assert h.feed(inputs.TransmissionSucceeded("lb", bundle_id, to_b.transmission)) == []
+    assert h.agent.bundle(bundle_id) is not None
+    assert h.feed(inputs.LinkUp("ly", "dtn://y/")) == []  # nothing more is sent meanwhile
+    done = h.feed(inputs.TransmissionFailed("lx", bundle_id, to_x.transmission))
+    assert done == [actions.Remove(bundle_id)]

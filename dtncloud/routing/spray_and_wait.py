@@ -1,0 +1,190 @@
+"""Spray and wait (Spyropoulos, Psounis and Raghavendra, 2005).
+
+A bundle starts with ``copies`` (L) logical copies. While a node holds n > 1 of them it
+*sprays*: a neighbour that has none from it (and is not the node it came from) gets
+floor(n/2) in the binary variant, or a single one in the vanilla ("source") variant, and the
+node keeps the rest. A node left with one copy *waits*: it hands the bundle only to the
+destination's node. Total copies never exceed L, so cost is bounded whatever the network.
+
+Wire and storage formats:
+
+- routing extension block (:data:`~dtncloud.routing.base.ROUTING_BLOCK_TYPE`): a CBOR
+  unsigned integer, the number of copies handed over with this bundle;
+- ``meta.routing``: the CBOR array ``[copies held, [peers given copies]]`` (a bare unsigned
+  integer is read as copies held with no peers).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import cbor2
+
+from dtncloud.routing._common import (
+    check_bool,
+    check_int,
+    decode_peer_cbor,
+    direct_link,
+    peer_key,
+    setting_error,
+)
+from dtncloud.routing.base import (
+    Decision,
+    Forward,
+    LinkInfo,
+    Router,
+    RoutingView,
+    Wait,
+    default_registry,
+    node_of,
+)
+from dtncloud.store.base import BundleMeta
+
+__all__ = ["MAX_COPIES", "SprayAndWaitRouter"]
+
+#: The most copies a bundle may start with or be handed (a peer's block is clamped to it).
+MAX_COPIES = 1 << 16
+
+
+class SprayAndWaitRouter(Router):
+    """Bounded replication: spray ``copies`` (default 8) copies, ``binary`` (default True)
+    halving them at each hand-over, then wait for the destination."""
+
+    name = "spray_and_wait"
+
+    def __init__(
+        self,
+        node_id: str,
+        rng: random.Random,
+        *,
+        copies: int = 8,
+        binary: bool = True,
+        **params: Any,
+    ) -> None:
+        super().__init__(node_id, rng, **params)
+        self.copies = check_int(self.name, "copies", copies, minimum=1)
+        if self.copies > MAX_COPIES:
+            raise setting_error(self.name, "copies", f"at most {MAX_COPIES}", copies)
+        self.binary = check_bool(self.name, "binary", binary)
+        #: bundle ID -> {link ID: copies promised to the copy being sent on that link}
+        self._reserved: dict[str, dict[str, int]] = {}
+        #: link ID -> bundles whose copy the link refused or lost: not offered again on it
+        self._refused: dict[str, set[str]] = {}
+
+    # -- state --------------------------------------------------------------------------------
+
+    def state(self, meta: BundleMeta) -> tuple[int, tuple[str, ...]]:
+        """(copies held, peers given copies) from ``meta.routing``."""
+        item = decode_peer_cbor(meta.routing, max_items=3 + MAX_COPIES) if meta.routing else None
+        if isinstance(item, int) and item >= 1:
+            return min(item, MAX_COPIES), ()
+        if (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], int)
+            and item[0] >= 1
+            and isinstance(item[1], list)
+        ):
+            return min(item[0], MAX_COPIES), tuple(p for p in item[1] if isinstance(p, str))
+        # No state of ours: a bundle created here starts spraying, any other one waits.
+        return (self.copies if meta.previous_node is None else 1), ()
+
+    @staticmethod
+    def _encode(copies: int, peers: tuple[str, ...]) -> bytes:
+        return bytes(cbor2.dumps([copies, list(peers)]))
+
+    def _free(self, meta: BundleMeta) -> int:
+        """Copies held and not yet promised to a copy in flight."""
+        return self.state(meta)[0] - sum(self._reserved.get(meta.bundle_id, {}).values())
+
+    def _share(self, meta: BundleMeta, link: LinkInfo) -> int | None:
+        """The copies promised to ``link`` (promising them now if the spray rules allow),
+        or None if the bundle is not to be sprayed there."""
+        promised = self._reserved.get(meta.bundle_id, {})
+        if link.link_id in promised:
+            return promised[link.link_id]
+        peers = self.state(meta)[1]
+        if link.peer_node is not None and link.peer_node == meta.previous_node:
+            return None
+        free = self._free(meta)
+        if (
+            free <= 1
+            or peer_key(link) in peers
+            or meta.bundle_id in self._refused.get(link.link_id, ())
+        ):
+            return None
+        share = free // 2 if self.binary else 1
+        self._reserved.setdefault(meta.bundle_id, {})[link.link_id] = share
+        return share
+
+    # -- per-bundle hooks ---------------------------------------------------------------------
+
+    def admit(self, meta: BundleMeta, carried: bytes | None, now: int) -> bytes:
+        if carried is None:
+            return self._encode(self.copies, ())
+        item = decode_peer_cbor(carried, max_items=1)
+        copies = min(item, MAX_COPIES) if type(item) is int and item >= 1 else 1
+        return self._encode(copies, ())
+
+    def carry(self, meta: BundleMeta, link: LinkInfo, now: int) -> bytes | None:
+        if link.peer_node == node_of(meta.destination):
+            share = self._free(meta)  # the destination takes every copy not promised away
+        else:
+            share = self._share(meta, link) or 1  # 1: a copy sent against our advice
+        return bytes(cbor2.dumps(max(1, share)))
+
+    def on_transmitted(
+        self, meta: BundleMeta, link: LinkInfo, view: RoutingView, now: int
+    ) -> bytes:
+        share = self._release(meta.bundle_id, link.link_id)
+        if not share:
+            return meta.routing
+        copies, peers = self.state(meta)
+        return self._encode(max(1, copies - share), (*peers, peer_key(link)))
+
+    def on_transmit_failed(
+        self, meta: BundleMeta, link: LinkInfo, view: RoutingView, now: int
+    ) -> None:
+        # The promised copies stay ours. The peer may hold the bundle already (a duplicate
+        # it refused), so it is not offered again on this link while the link is up.
+        self._release(meta.bundle_id, link.link_id)
+        self._refused.setdefault(link.link_id, set()).add(meta.bundle_id)
+
+    def on_link_down(self, link: LinkInfo, view: RoutingView, now: int) -> None:
+        # Promises stay until the engine reports each copy sent or failed (a copy may have
+        # arrived even though the link is gone now), except for bundles no longer held.
+        self._refused.pop(link.link_id, None)
+        for bundle_id, promised in list(self._reserved.items()):
+            if link.link_id in promised and view.bundle(bundle_id) is None:
+                self._release(bundle_id, link.link_id)
+
+    def _release(self, bundle_id: str, link_id: str) -> int | None:
+        promised = self._reserved.get(bundle_id)
+        if promised is None:
+            return None
+        share = promised.pop(link_id, None)
+        if not promised:
+            del self._reserved[bundle_id]
+        return share
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def route(self, meta: BundleMeta, view: RoutingView, now: int) -> Decision:
+        link = direct_link(meta, view)
+        if link is not None:
+            return Forward((link.link_id,), keep_copy=False)
+        links = tuple(lk.link_id for lk in view.links() if self._share(meta, lk) is not None)
+        return Forward(links, keep_copy=True) if links else Wait()
+
+    def select(self, link: LinkInfo, view: RoutingView, now: int) -> list[str]:
+        direct, spray = [], []
+        for meta in view.bundles():
+            if link.peer_node is not None and node_of(meta.destination) == link.peer_node:
+                direct.append(meta.bundle_id)
+            elif not view.links_to(node_of(meta.destination)) and self._share(meta, link):
+                spray.append(meta.bundle_id)
+        return direct + spray
+
+
+default_registry.register(SprayAndWaitRouter)
