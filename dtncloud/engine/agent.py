@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dtncloud.bpv6.codec import decode_bundle as decode_bundle_v6
 from dtncloud.bpv7.admin import StatusReport, decode_admin_record
 from dtncloud.bpv7.bibe import BibePdu, CustodySignal
 from dtncloud.bpv7.bundle import Bundle
@@ -43,6 +44,7 @@ from dtncloud.engine.fragments import FragmentBook
 from dtncloud.engine.listener import EngineListener
 from dtncloud.engine.reports import report_bundle
 from dtncloud.engine.transmit import TransmitPlan
+from dtncloud.engine.v6 import meta_for_v6
 from dtncloud.engine.view import AgentView
 from dtncloud.errors import AdminRecordError, BundleDecodeError, BundleEncodeError, InvalidEID
 from dtncloud.routing.base import Drop, Forward, LinkInfo, Router, Wait, node_of
@@ -217,6 +219,9 @@ class BundleProtocolAgent:
 
     def _on_bundle_received(self, event: inp.BundleReceived, now: int) -> None:
         cfg = self.config
+        if event.data[:1] == b"\x06":
+            self._receive_v6(event, now)
+            return
         try:
             bundle = decode_bundle(
                 event.data,
@@ -285,6 +290,46 @@ class BundleProtocolAgent:
         elif int(primary.flags) & _REPORT_RECEPTION:
             report = R.NO_ADDITIONAL_INFORMATION
         self._persist(meta, data, receipt=receipt, link_id=link_id, report_received=report)
+
+    def _receive_v6(self, event: inp.BundleReceived, now: int) -> None:
+        """A legacy RFC 5050 bundle: stored and forwarded unchanged, or delivered here."""
+        cfg = self.config
+        try:
+            bundle = decode_bundle_v6(
+                event.data, max_size=cfg.max_bundle_size, max_blocks=cfg.max_blocks
+            )
+        except BundleDecodeError as exc:
+            self._refuse(event.receipt, None, exc.reason, str(exc), now)
+            return
+        bundle_id = str(bundle.bundle_id)
+        if self.knows(bundle_id):
+            self.listener.bundle_duplicate(bundle_id, now)
+            self._ack(event.receipt, True)
+            return
+        local = self.is_local(bundle.destination)
+        previous = None
+        link = self._links.get(event.link_id) if event.link_id is not None else None
+        if link is not None:
+            previous = link.peer_node
+        meta = meta_for_v6(bundle, len(event.data), now, local=local, previous=previous)
+        if meta.expires_at <= now:
+            self._refuse(event.receipt, None, R.LIFETIME_EXPIRED, f"{bundle_id} expired", now)
+            return
+        if local and bundle.is_fragment:
+            # Reassembly is implemented for BPv7 only; keeping the pieces would hold them
+            # until they expire for nothing.
+            self._refuse(
+                event.receipt,
+                None,
+                R.BLOCK_UNSUPPORTED,
+                f"{bundle_id} is a BPv6 fragment for this node",
+                now,
+            )
+            return
+        routing = self.router.admit(meta, None, now)
+        if routing:
+            meta = replace(meta, routing=routing)
+        self._persist(meta, event.data, receipt=event.receipt, link_id=event.link_id)
 
     def _process_blocks(self, bundle: Bundle) -> tuple[Bundle | None, bool, Bundle | None]:
         """RFC 9171 5.6 step 4: blocks of unknown type. Returns the bundle to keep (None to

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dtncloud.bpv6.codec import decode_bundle as decode_bundle_v6
 from dtncloud.bpv7.decode import decode_bundle
 from dtncloud.bpv7.flags import BundleFlag, StatusReportReason
 from dtncloud.cla.base import ConvergenceLayer, Link, ReceivedBundle
@@ -35,6 +36,7 @@ from dtncloud.dtntime import dtn_time_from_unix
 from dtncloud.engine import BundleProtocolAgent, EngineConfig, EngineListener, actions, inputs
 from dtncloud.engine.agent import STATE_KEYS
 from dtncloud.engine.transmit import reassemble_stored, render
+from dtncloud.engine.v6 import V6_MARKER
 from dtncloud.errors import (
     BundleNotFound,
     CodecError,
@@ -72,6 +74,24 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+
+
+def delivery_of(bundle_id: str, data: bytes) -> Delivery:
+    """What an application is given of a stored bundle (BPv7 or BPv6)."""
+    if data[:1] == bytes([V6_MARKER]):
+        legacy = decode_bundle_v6(data, max_size=max(len(data), 1))
+        return Delivery(
+            bundle_id, legacy.source, legacy.destination, legacy.payload, legacy.is_admin_record
+        )
+    bundle = decode_bundle(data, max_size=max(len(data), 1))
+    primary = bundle.primary
+    return Delivery(
+        bundle_id,
+        str(primary.source),
+        str(primary.destination),
+        bundle.payload,
+        primary.is_admin_record,
+    )
 
 
 class Node:
@@ -376,16 +396,7 @@ class Node:
             if handler is None:
                 raise ServiceError(f"no application on {action.endpoint}")
             data = await self.store.get(action.bundle_id)
-            bundle = decode_bundle(data, max_size=max(len(data), 1))
-            await handler(
-                Delivery(
-                    action.bundle_id,
-                    str(bundle.primary.source),
-                    str(bundle.primary.destination),
-                    bundle.payload,
-                    bundle.primary.is_admin_record,
-                )
-            )
+            await handler(delivery_of(action.bundle_id, data))
         except Exception as exc:  # an application's failure must not stop the node
             log.warning("delivery of %s to %s failed: %s", action.bundle_id, action.endpoint, exc)
             self._feed(inputs.DeliveryFailed(action.bundle_id, action.endpoint))
