@@ -1,10 +1,12 @@
 """Router plug-ins, one module per router, registered by name in ``default_registry``.
 
 Importing this package registers every router shipped with dtncloud: ``static``, ``direct``,
-``first_contact``, ``epidemic``, ``prophet`` and ``spray_and_wait``.
+``first_contact``, ``epidemic``, ``prophet``, ``spray_and_wait`` and ``cgr`` (contact graph
+routing over a contact plan, see :mod:`dtncloud.routing.contact_plan`).
 """
 
 from dtncloud.routing import (  # noqa: F401  (imported to register the routers)
+    cgr,
     direct,
     epidemic,
     first_contact,
