@@ -22,120 +22,46 @@ The rules that matter most:
 from __future__ import annotations
 
 import heapq
-import random
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from dtncloud.bpv6.codec import decode_bundle as decode_bundle_v6
 from dtncloud.bpv7.admin import StatusReport, decode_admin_record
-from dtncloud.bpv7.bibe import BibePdu, CustodySignal
+from dtncloud.bpv7.bibe import BibePdu, CustodyDisposition, CustodySignal
 from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.decode import decode_bundle
 from dtncloud.bpv7.encode import encode_bundle
 from dtncloud.bpv7.flags import BlockFlag, BlockType, BundleFlag, StatusReportReason
 from dtncloud.engine import actions as act
 from dtncloud.engine import inputs as inp
-from dtncloud.engine.config import EngineConfig, routing_endpoint_of
+from dtncloud.engine._custody_transfer import CustodyMixin
+from dtncloud.engine._forwarding import ForwardingMixin
 from dtncloud.engine.counters import CreationStamps
-from dtncloud.engine.deliveries import DeliveryBook
-from dtncloud.engine.fragments import FragmentBook
-from dtncloud.engine.listener import EngineListener
-from dtncloud.engine.reports import report_bundle
-from dtncloud.engine.transmit import TransmitPlan
+from dtncloud.engine.custodian import Custodian, disposition_for_reason
 from dtncloud.engine.v6 import meta_for_v6
 from dtncloud.engine.view import AgentView
 from dtncloud.errors import AdminRecordError, BundleDecodeError, BundleEncodeError, InvalidEID
-from dtncloud.routing.base import Drop, Forward, LinkInfo, Router, Wait, node_of
+from dtncloud.routing.base import node_of
 from dtncloud.store.base import BundleMeta, Retention
 
 __all__ = ["STATE_KEYS", "BundleProtocolAgent"]
 
 R = StatusReportReason
 
-# Extension blocks this agent knows how to process (or to carry unchanged: BPSec blocks are
-# for the security source and acceptor, which are applications here).
-_KNOWN_BLOCKS = frozenset(
-    {
-        BlockType.PAYLOAD,
-        BlockType.PREVIOUS_NODE,
-        BlockType.BUNDLE_AGE,
-        BlockType.HOP_COUNT,
-        BlockType.BLOCK_INTEGRITY,
-        BlockType.BLOCK_CONFIDENTIALITY,
-    }
-)
 
 _REPORT_RECEPTION = int(BundleFlag.REPORT_RECEPTION)
 
 #: The names of the node values the agent keeps in the store (see ``restore``).
-STATE_KEYS = (CreationStamps.KEY,)
+STATE_KEYS = (CreationStamps.KEY, Custodian.COUNTER_KEY)
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A bundle handed to the store, waiting for Persisted."""
-
-    meta: BundleMeta
-    receipt: object
-    submission: object
-    link_id: str | None
-    created: bool
-    #: a reception report is due once stored, with this reason code
-    report_received: int | None
-
-
-@dataclass(slots=True)
-class _Flight:
-    bundle_id: str
-    link_id: str
-    keep_copy: bool
-
-
-class BundleProtocolAgent:
+class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
     """One node's bundle protocol agent.
 
     ``router`` is a :class:`~dtncloud.routing.base.Router`; ``rng`` the source of every
     random choice the agent makes; ``listener`` hears what happens.
     """
-
-    def __init__(
-        self,
-        config: EngineConfig,
-        router: Router,
-        *,
-        listener: EngineListener | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.config = config
-        self.router = router
-        self.listener = listener or EngineListener()
-        self.rng = rng or random.Random(0)
-        self._node = config.node_id
-        self._routing_endpoint = config.routing_endpoint
-        self._actions: deque[act.Action] = deque()
-        self._bundles: dict[str, BundleMeta] = {}
-        self._pending: dict[str, _Pending] = {}
-        self._expiry: list[tuple[int, str]] = []
-        self._wakeups: list[tuple[int, str]] = []
-        self._links: dict[str, LinkInfo] = {}
-        self._flights: dict[int, _Flight] = {}
-        self._flights_of: dict[str, list[int]] = {}
-        self._next_transmission = 1
-        # bundles whose no-copy-kept transmission succeeded while others were under way
-        self._handed_over: set[str] = set()
-        # bundle IDs let go of recently, with their expiry, to recognise duplicates
-        self._seen: OrderedDict[str, int] = OrderedDict()
-        self._deliveries = DeliveryBook()
-        self._fragments = FragmentBook()
-        # whole bundle ID -> the fragments it was put together from, released once it is stored
-        self._reassembled_from: dict[str, list[str]] = {}
-        self._stamps = CreationStamps(clock_accurate=config.clock_accurate)
-        self._view = AgentView(self._node, self._links, self._bundles, self.is_local)
-        self._known_blocks = _KNOWN_BLOCKS | {config.routing_block_type}
-
-    # -- the sans-IO interface -----------------------------------------------------------
 
     def handle(self, event: inp.Input, now: int) -> None:
         """Take one input. Actions it causes are queued for :meth:`next_action`."""
@@ -158,6 +84,9 @@ class BundleProtocolAgent:
             due = self._expiry[0][0]
         if self._wakeups and (due is None or self._wakeups[0][0] < due):
             due = self._wakeups[0][0]
+        custody = self._custodian.get_timer()
+        if custody is not None and (due is None or custody < due):
+            due = custody
         return due
 
     def handle_timer(self, now: int) -> None:
@@ -170,6 +99,7 @@ class BundleProtocolAgent:
         due: list[str] = []
         while self._wakeups and self._wakeups[0][0] <= now:
             due.append(heapq.heappop(self._wakeups)[1])
+        self._custody_timers(now)
         router_timer = self.router.get_timer()
         if router_timer is not None and router_timer <= now:
             self.router.handle_timer(now)
@@ -183,6 +113,8 @@ class BundleProtocolAgent:
         expired meanwhile are deleted; the rest are routed or delivered again as links and
         applications come."""
         self._stamps.restore(state.get(CreationStamps.KEY))
+        bundles = list(bundles)
+        self._custodian.restore(state, bundles)
         for meta in bundles:
             self._index(meta)
             if meta.retention & Retention.REASSEMBLY_PENDING:
@@ -192,8 +124,6 @@ class BundleProtocolAgent:
         self.handle_timer(now)
         for whole in self._fragments.wholes():
             self._maybe_reassemble(whole)
-
-    # -- what routers and tests may read -------------------------------------------------
 
     @property
     def view(self) -> AgentView:
@@ -211,11 +141,6 @@ class BundleProtocolAgent:
 
     def __len__(self) -> int:
         return len(self._bundles)
-
-    def is_local(self, eid: str) -> bool:
-        return node_of(eid) == self._node or self._deliveries.is_registered(eid)
-
-    # -- reception (RFC 9171 5.6) --------------------------------------------------------
 
     def _on_bundle_received(self, event: inp.BundleReceived, now: int) -> None:
         cfg = self.config
@@ -235,38 +160,49 @@ class BundleProtocolAgent:
         self._accept(bundle, event.data, event.link_id, event.receipt, now)
 
     def _accept(
-        self, bundle: Bundle, data: bytes | None, link_id: str | None, receipt: object, now: int
+        self,
+        bundle: Bundle,
+        data: bytes | None,
+        link_id: str | None,
+        receipt: object,
+        now: int,
+        custody: tuple[str, int] | None = None,
     ) -> None:
+        """Take a decoded bundle (RFC 9171 5.6). ``custody`` is the (custodian,
+        transmission ID) of the BPDU it came in, answered with a custody signal."""
         primary = bundle.primary
         bundle_id = str(bundle.id)
         if bundle_id in self._bundles or bundle_id in self._pending or bundle_id in self._seen:
             self.listener.bundle_duplicate(bundle_id, now)
             self._ack(receipt, True)
+            if custody is not None:
+                self._custody_answer(custody, CustodyDisposition.REDUNDANT_RECEPTION, now)
             return
         created = primary.creation_time or now - (bundle.bundle_age or 0)
         expires_at = created + primary.lifetime
         if expires_at <= now:
-            self._refuse(receipt, bundle, R.LIFETIME_EXPIRED, "lifetime expired", now)
+            self._refuse(receipt, bundle, R.LIFETIME_EXPIRED, "lifetime expired", now, custody)
             return
         blocks = bundle.blocks
         has = {block.type_code for block in blocks}
         hop = bundle.hop_count if BlockType.HOP_COUNT in has else None
         if hop is not None and hop.exceeded:
-            self._refuse(receipt, bundle, R.HOP_LIMIT_EXCEEDED, "hop limit exceeded", now)
+            self._refuse(receipt, bundle, R.HOP_LIMIT_EXCEEDED, "hop limit exceeded", now, custody)
             return
         changed = False
         unsupported: Bundle | None = None
         if not has <= self._known_blocks:
             kept, changed, unsupported = self._process_blocks(bundle)
             if kept is None:
-                self._refuse(receipt, bundle, R.BLOCK_UNSUPPORTED, "unsupported block", now)
+                self._refuse(
+                    receipt, bundle, R.BLOCK_UNSUPPORTED, "unsupported block", now, custody
+                )
                 return
             bundle = kept
         destination = str(primary.destination)
         if destination in (self._node, self._routing_endpoint) and self._consume_admin(
-            bundle, destination, link_id, now
+            bundle, destination, link_id, receipt, now
         ):
-            self._ack(receipt, True)
             return
         if changed or data is None:
             data = encode_bundle(bundle, validate=False)
@@ -290,6 +226,8 @@ class BundleProtocolAgent:
         elif int(primary.flags) & _REPORT_RECEPTION:
             report = R.NO_ADDITIONAL_INFORMATION
         self._persist(meta, data, receipt=receipt, link_id=link_id, report_received=report)
+        if custody is not None:
+            self._pending[bundle_id].custody = custody
 
     def _receive_v6(self, event: inp.BundleReceived, now: int) -> None:
         """A legacy RFC 5050 bundle: stored and forwarded unchanged, or delivered here."""
@@ -338,10 +276,7 @@ class BundleProtocolAgent:
         changed = False
         report: Bundle | None = None
         for block in bundle.extension_blocks:
-            if (
-                block.type_code in _KNOWN_BLOCKS
-                or block.type_code == self.config.routing_block_type
-            ):
+            if block.type_code in self._known_blocks:
                 continue
             flags = block.flags
             if flags & BlockFlag.REPORT_IF_UNPROCESSABLE:
@@ -353,45 +288,12 @@ class BundleProtocolAgent:
                 changed = True
         return bundle, changed, report
 
-    def _meta_for(
-        self,
-        bundle: Bundle,
-        bundle_id: str,
-        expires_at: int,
-        size: int,
-        now: int,
-        previous: str | None,
-    ) -> BundleMeta:
-        primary = bundle.primary
-        destination = str(primary.destination)
-        fragment = primary.fragment_offset is not None
-        if self.is_local(destination):
-            retention = Retention.REASSEMBLY_PENDING if fragment else Retention.DISPATCH_PENDING
-        else:
-            retention = Retention.FORWARD_PENDING
-        report_to = primary.report_to
-        return BundleMeta(
-            bundle_id=bundle_id,
-            source=str(primary.source),
-            destination=destination,
-            creation_time=primary.creation_time,
-            sequence=primary.sequence,
-            expires_at=expires_at,
-            size=size,
-            received_at=now,
-            retention=retention,
-            fragment_offset=primary.fragment_offset,
-            total_length=primary.total_adu_length,
-            previous_node=previous,
-            flags=int(primary.flags),
-            report_to=None if report_to.is_none else str(report_to),
-        )
-
     def _consume_admin(
-        self, bundle: Bundle, destination: str, link_id: str | None, now: int
+        self, bundle: Bundle, destination: str, link_id: str | None, receipt: object, now: int
     ) -> bool:
-        """Administrative records and routing messages for this node are dispatched to
-        their handlers at once rather than stored. Returns False for bundles to store."""
+        """Administrative records and routing messages for this node go to their handlers
+        rather than to the store. Returns False for bundles to store; when it returns True,
+        ``receipt`` has been answered or handed on."""
         if destination == self._routing_endpoint:
             peer = node_of(str(bundle.primary.source))
             for message in self.router.on_control_message(
@@ -399,54 +301,25 @@ class BundleProtocolAgent:
             ):
                 self._send_control(message.peer_node, message.link_id, message.payload, now)
             self._route_all_for_links(now)
+            self._ack(receipt, True)
             return True
         if not bundle.primary.is_admin_record or bundle.primary.is_fragment:
             return False
         try:
             record = decode_admin_record(bundle.payload)
-        except AdminRecordError:
-            return True  # nothing to do with an unreadable record; it is not kept
+        except AdminRecordError as exc:  # nothing can be done with it; it is not kept
+            self._refuse(receipt, bundle, R.BLOCK_UNINTELLIGIBLE, str(exc), now)
+            return True
+        sender = node_of(str(bundle.primary.source))
+        if isinstance(record, BibePdu):
+            self._unwrap(record, sender, link_id, receipt, now)
+            return True
         if isinstance(record, StatusReport):
             self.listener.status_report_received(record, now)
-        elif isinstance(record, BibePdu | CustodySignal):
-            self._custody_record(record, bundle, link_id, now)
+        elif isinstance(record, CustodySignal):
+            self._on_custody_signal(sender, record, now)
+        self._ack(receipt, True)
         return True
-
-    def _custody_record(
-        self, record: BibePdu | CustodySignal, bundle: Bundle, link_id: str | None, now: int
-    ) -> None:
-        """Custody transfer is not switched on: a BPDU's bundle is taken as if it had come
-        without the envelope, and custody signals are ignored."""
-        if isinstance(record, BibePdu):
-            try:
-                inner = decode_bundle(
-                    record.bundle_bytes,
-                    max_size=self.config.max_bundle_size,
-                    max_blocks=self.config.max_blocks,
-                    lenient=self.config.lenient,
-                )
-            except BundleDecodeError as exc:
-                self.listener.bundle_refused(None, exc.reason, str(exc), now)
-                return
-            self._accept(inner, record.bundle_bytes, link_id, None, now)
-
-    # -- storing -------------------------------------------------------------------------
-
-    def _persist(
-        self,
-        meta: BundleMeta,
-        data: bytes,
-        *,
-        receipt: object = None,
-        submission: object = None,
-        link_id: str | None = None,
-        created: bool = False,
-        report_received: int | None = None,
-    ) -> None:
-        self._pending[meta.bundle_id] = _Pending(
-            meta, receipt, submission, link_id, created, report_received
-        )
-        self._actions.append(act.Persist(meta, data))
 
     def _on_persisted(self, event: inp.Persisted, now: int) -> None:
         pending = self._pending.pop(event.bundle_id, None)
@@ -455,6 +328,8 @@ class BundleProtocolAgent:
         meta = pending.meta
         self._index(meta)
         self._ack(pending.receipt, True)
+        if pending.custody is not None:
+            self._custody_answer(pending.custody, CustodyDisposition.ACCEPTED, now)
         if pending.submission is not None:
             self._actions.append(act.SubmissionAccepted(pending.submission, meta.bundle_id))
         if pending.created:
@@ -481,54 +356,9 @@ class BundleProtocolAgent:
             self._actions.append(act.SubmissionRefused(pending.submission, detail))
         if pending.receipt is not None:
             self._ack(pending.receipt, False, reason)
+        if pending.custody is not None:
+            self._custody_answer(pending.custody, disposition_for_reason(reason), now)
         self.listener.bundle_refused(event.bundle_id, reason, detail, now)
-
-    def _index(self, meta: BundleMeta) -> None:
-        self._bundles[meta.bundle_id] = meta
-        heapq.heappush(self._expiry, (meta.expires_at, meta.bundle_id))
-
-    def _update(self, meta: BundleMeta) -> None:
-        self._bundles[meta.bundle_id] = meta
-        self._actions.append(act.UpdateMeta(meta))
-
-    def _release(self, meta: BundleMeta, constraint: Retention, reason: int, now: int) -> None:
-        """Lift ``constraint``; delete the bundle when nothing else keeps it."""
-        meta = self._bundles.get(meta.bundle_id, meta)
-        left = meta.retention & ~constraint
-        if left == meta.retention:
-            return
-        if left:
-            self._update(replace(meta, retention=left))
-        else:
-            self._delete(meta, reason, now, report=False)
-
-    def _delete(self, meta: BundleMeta, reason: int, now: int, *, report: bool = True) -> None:
-        """Stop keeping ``meta``'s bundle: remove it from the store and the index, with a
-        deletion report when it asked for one and ``report`` (a deletion for a reason other
-        than its having been forwarded or delivered)."""
-        bundle_id = meta.bundle_id
-        if self._bundles.pop(bundle_id, None) is None:
-            return
-        self._actions.append(act.Remove(bundle_id))
-        self._remember(bundle_id, meta.expires_at)
-        for transmission in self._flights_of.pop(bundle_id, ()):
-            self._flights.pop(transmission, None)
-        self._handed_over.discard(bundle_id)
-        self._deliveries.done(bundle_id, meta.destination)
-        if meta.retention & Retention.REASSEMBLY_PENDING:
-            self._fragments.discard(bundle_id)
-        self.listener.bundle_deleted(meta, reason, now)
-        if report:
-            self._report(meta, now, deleted=now, reason=reason)
-
-    def _remember(self, bundle_id: str, expires_at: int) -> None:
-        seen = self._seen
-        seen[bundle_id] = expires_at
-        seen.move_to_end(bundle_id)
-        while len(seen) > self.config.remember:
-            seen.popitem(last=False)
-
-    # -- dispatching (RFC 9171 5.3) ------------------------------------------------------
 
     def _dispatch(self, meta: BundleMeta, now: int) -> None:
         if meta.retention & Retention.REASSEMBLY_PENDING:
@@ -566,8 +396,6 @@ class BundleProtocolAgent:
     def _on_deregistered(self, event: inp.ApplicationDeregistered, now: int) -> None:
         self._deliveries.deregister(event.endpoint, forget=event.forget)
 
-    # -- reassembly (RFC 9171 5.9) -------------------------------------------------------
-
     def _maybe_reassemble(self, whole: str) -> None:
         fragment_ids = self._fragments.ready(whole)
         if fragment_ids is not None:
@@ -595,158 +423,6 @@ class BundleProtocolAgent:
             bundle, whole, self._expiry_of(bundle, now), len(event.data), now, previous=None
         )
         self._persist(meta, event.data)
-
-    def _expiry_of(self, bundle: Bundle, now: int) -> int:
-        primary = bundle.primary
-        created = primary.creation_time or now - (bundle.bundle_age or 0)
-        return created + primary.lifetime
-
-    # -- forwarding (RFC 9171 5.4) -------------------------------------------------------
-
-    def _route(self, meta: BundleMeta, now: int) -> None:
-        if not meta.retention & Retention.FORWARD_PENDING:
-            return
-        flying = self._flights_of.get(meta.bundle_id)
-        decision = self.router.route(meta, self._view, now)
-        if isinstance(decision, Forward):
-            if meta.bundle_id in self._handed_over:
-                return  # its last copy has gone; it is let go when the others end
-            busy = {self._flights[t].link_id for t in flying or ()}
-            if flying and any(not self._flights[t].keep_copy for t in flying):
-                return  # the one copy is on its way already
-            for link_id in decision.links:
-                if link_id not in busy:
-                    self._transmit(meta, link_id, decision.keep_copy, now)
-        elif isinstance(decision, Wait):
-            if decision.until is not None:
-                heapq.heappush(self._wakeups, (max(decision.until, now), meta.bundle_id))
-        elif isinstance(decision, Drop):
-            self._delete(meta, decision.reason, now)
-
-    def _route_all_for_links(self, now: int) -> None:
-        """Offer every waiting bundle to the links that are up (after a routing message
-        changed what the router knows)."""
-        for link in list(self._links.values()):
-            self._select(link, now)
-
-    def _select(self, link: LinkInfo, now: int) -> None:
-        """A link came up (or the router learnt something): route again what the router
-        picks for it; :meth:`_route` decides the links and whether a copy is kept."""
-        for bundle_id in self.router.select(link, self._view, now):
-            meta = self._bundles.get(bundle_id)
-            if meta is not None:
-                self._route(meta, now)
-
-    def _transmit(self, meta: BundleMeta, link_id: str, keep_copy: bool, now: int) -> None:
-        link = self._links.get(link_id)
-        if link is None:
-            return
-        transmission = self._next_transmission
-        self._next_transmission += 1
-        self._flights[transmission] = _Flight(meta.bundle_id, link_id, keep_copy)
-        self._flights_of.setdefault(meta.bundle_id, []).append(transmission)
-        plan = TransmitPlan(
-            node_id=self._node,
-            received_at=meta.received_at,
-            max_size=link.max_bundle_size
-            if link.max_bundle_size and link.max_bundle_size < meta.size
-            else None,
-            routing_block=self.router.carry(meta, link, now),
-            routing_block_type=self.config.routing_block_type,
-            protocol=meta.protocol,
-        )
-        self._actions.append(act.Transmit(link_id, meta.bundle_id, transmission, plan))
-
-    def _end_flight(self, transmission: int) -> _Flight | None:
-        flight = self._flights.pop(transmission, None)
-        if flight is None:
-            return None
-        others = self._flights_of.get(flight.bundle_id)
-        if others is not None:
-            others.remove(transmission)
-            if not others:
-                del self._flights_of[flight.bundle_id]
-        return flight
-
-    def _on_transmitted(self, event: inp.TransmissionSucceeded, now: int) -> None:
-        flight = self._end_flight(event.transmission)
-        if flight is None:
-            return
-        meta = self._bundles.get(flight.bundle_id)
-        if meta is None:
-            return
-        link = self._links.get(flight.link_id) or LinkInfo(flight.link_id, None)
-        state = self.router.on_transmitted(meta, link, self._view, now)
-        if state != meta.routing:
-            meta = replace(meta, routing=state)
-            self._update(meta)
-        self.listener.bundle_forwarded(meta, flight.link_id, now)
-        if meta.flags & BundleFlag.REPORT_FORWARDING:
-            self._report(meta, now, forwarded=now)
-        if not flight.keep_copy:
-            self._handed_over.add(meta.bundle_id)
-        self._settle_forwarding(meta, now)
-
-    def _settle_forwarding(self, meta: BundleMeta, now: int) -> None:
-        """Once a copy sent without keeping one has arrived and no other copy is under
-        way, the bundle no longer waits to be forwarded."""
-        if meta.bundle_id in self._handed_over and not self._flights_of.get(meta.bundle_id):
-            self._handed_over.discard(meta.bundle_id)
-            self._release(meta, Retention.FORWARD_PENDING, R.NO_ADDITIONAL_INFORMATION, now)
-
-    def _on_transmit_failed(self, event: inp.TransmissionFailed, now: int) -> None:
-        flight = self._end_flight(event.transmission)
-        if flight is None:
-            return
-        meta = self._bundles.get(flight.bundle_id)
-        if meta is None:
-            return
-        link = self._links.get(flight.link_id) or LinkInfo(flight.link_id, None)
-        self.router.on_transmit_failed(meta, link, self._view, now)
-        if meta.bundle_id in self._handed_over:
-            self._settle_forwarding(meta, now)
-        else:
-            heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
-
-    # -- links ---------------------------------------------------------------------------
-
-    def _on_link_up(self, event: inp.LinkUp, now: int) -> None:
-        link = LinkInfo(event.link_id, event.peer_node, event.cla, event.max_bundle_size)
-        self._links[event.link_id] = link
-        self.listener.link_up(link, now)
-        for message in self.router.on_link_up(link, self._view, now):
-            self._send_control(message.peer_node, message.link_id, message.payload, now)
-        self._select(link, now)
-
-    def _on_link_down(self, event: inp.LinkDown, now: int) -> None:
-        link = self._links.pop(event.link_id, None)
-        if link is None:
-            return
-        self.listener.link_down(event.link_id, event.reason, now)
-        self.router.on_link_down(link, self._view, now)
-
-    def _send_control(self, peer_node: str, link_id: str, payload: bytes, now: int) -> None:
-        """A routing message goes straight on the link, never stored: if it is lost, the
-        routers exchange fresh ones at the next contact."""
-        if link_id not in self._links:
-            return
-        creation_time, sequence = self._next_timestamp(now)
-        bundle = Bundle.create(
-            source=self._routing_endpoint,
-            destination=routing_endpoint_of(peer_node, self.config),
-            payload=payload,
-            creation_time=creation_time,
-            sequence=sequence,
-            lifetime=self.config.routing_message_lifetime,
-            bundle_age=None if creation_time else 0,
-        )
-        data = encode_bundle(bundle)
-        transmission = self._next_transmission
-        self._next_transmission += 1
-        plan = TransmitPlan(node_id=self._node, received_at=now, inline=data, rewrite=False)
-        self._actions.append(act.Transmit(link_id, str(bundle.id), transmission, plan))
-
-    # -- applications (RFC 9171 5.2) -----------------------------------------------------
 
     def _on_submitted(self, event: inp.ApplicationSubmitted, now: int) -> None:
         source = event.source
@@ -789,77 +465,6 @@ class BundleProtocolAgent:
         )
         meta = replace(meta, routing=self.router.admit(meta, None, now))
         self._persist(meta, data, submission=event.submission, created=True)
-
-    def _next_timestamp(self, now: int) -> tuple[int, int]:
-        """A creation timestamp no other bundle of this node has (RFC 9171 4.2.7)."""
-        creation_time, sequence, save = self._stamps.take(now)
-        if save is not None:
-            self._actions.append(save)
-        return creation_time, sequence
-
-    # -- status reports (RFC 9171 6.1) ---------------------------------------------------
-
-    def _report(
-        self,
-        meta: BundleMeta,
-        now: int,
-        *,
-        received: int | None = None,
-        forwarded: int | None = None,
-        delivered: int | None = None,
-        deleted: int | None = None,
-        reason: int = 0,
-    ) -> None:
-        flags = BundleFlag(meta.flags)
-        wanted = (
-            (received is not None and flags & BundleFlag.REPORT_RECEPTION)
-            or (forwarded is not None and flags & BundleFlag.REPORT_FORWARDING)
-            or (delivered is not None and flags & BundleFlag.REPORT_DELIVERY)
-            or (deleted is not None and flags & BundleFlag.REPORT_DELETION)
-            or (received is not None and reason == R.BLOCK_UNSUPPORTED)
-        )
-        if (
-            not wanted
-            or not self.config.status_reports
-            or meta.report_to is None
-            or flags & BundleFlag.ADMIN_RECORD
-        ):
-            return
-        creation_time, sequence = self._next_timestamp(now)
-        bundle = report_bundle(
-            meta,
-            node_id=self._node,
-            creation_time=creation_time,
-            sequence=sequence,
-            lifetime=self.config.report_lifetime,
-            received=received,
-            forwarded=forwarded,
-            delivered=delivered,
-            deleted=deleted,
-            reason=reason,
-        )
-        data = encode_bundle(bundle)
-        report_meta = self._meta_for(
-            bundle, str(bundle.id), now + self.config.report_lifetime, len(data), now, previous=None
-        )
-        self._persist(report_meta, data, created=True)
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def _ack(self, receipt: object, accepted: bool, reason: int = 0) -> None:
-        if receipt is not None:
-            self._actions.append(act.Acknowledge(receipt, accepted, reason))
-
-    def _refuse(
-        self, receipt: object, bundle: Bundle | None, reason: int, detail: str, now: int
-    ) -> None:
-        bundle_id = None if bundle is None else str(bundle.id)
-        self.listener.bundle_refused(bundle_id, reason, detail, now)
-        self._ack(receipt, False, reason)
-        if bundle is not None and bundle.primary.flags & BundleFlag.REPORT_DELETION:
-            size = 0
-            meta = self._meta_for(bundle, str(bundle.id), now, size, now, previous=None)
-            self._report(meta, now, deleted=now, reason=reason)
 
 
 def _previous_node(bundle: Bundle) -> str | None:

@@ -38,6 +38,12 @@ class EngineConfig:
     routing_service: int = 254
     routing_message_lifetime: int = 60_000
     routing_block_type: int = ROUTING_BLOCK_TYPE
+    #: send bundles to neighbours under BIBE custody transfer
+    custody: bool = False
+    custody_retransmit_ms: int = 60_000
+    custody_max_retransmit_ms: int = 3_600_000
+    #: how long accepted transmission IDs are gathered before a custody signal goes out
+    custody_signal_delay_ms: int = 1_000
 
     def __post_init__(self) -> None:
         node = self.node_id
@@ -46,6 +52,10 @@ class EngineConfig:
         ):
             raise ConfigError(
                 f"node ID {node!r} must be a node endpoint such as dtn://name/ or ipn:7.0"
+            )
+        if self.custody_max_retransmit_ms < self.custody_retransmit_ms:
+            raise ConfigError(
+                "engine setting custody_max_retransmit_ms must be at least custody_retransmit_ms"
             )
         if node_of(node) != node:
             raise ConfigError(f"node ID {node!r} is not a node endpoint")
@@ -56,6 +66,8 @@ class EngineConfig:
             "remember",
             "retry_ms",
             "routing_message_lifetime",
+            "custody_retransmit_ms",
+            "custody_signal_delay_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"engine setting {name} must be positive")

@@ -124,6 +124,7 @@ class Node:
         self._handlers: dict[str, Handler] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._last_write: asyncio.Task[None] | None = None
         self._timer_at: int | None = None
         self._started = False
 
@@ -289,19 +290,28 @@ class Node:
         if not task.cancelled() and task.exception() is not None:
             log.error("node task failed", exc_info=task.exception())
 
+    def _write(self, work: Awaitable[None]) -> None:
+        """Store writes start in the agent's order; the last one is remembered so that a
+        transmission can wait for every write before it (custody books and transmission ID
+        reservations must be stored before a BPDU leaves)."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        self._last_write = task
+
     def _execute(self, action: actions.Action) -> None:
         if isinstance(action, actions.Persist):
-            self._spawn(self._persist(action))
+            self._write(self._persist(action))
         elif isinstance(action, actions.UpdateMeta):
-            self._spawn(self._store_op("update", self.store.update(action.meta)))
+            self._write(self._store_op("update", self.store.update(action.meta)))
         elif isinstance(action, actions.Remove):
-            self._spawn(self._store_op("delete", self.store.delete(action.bundle_id)))
+            self._write(self._store_op("delete", self.store.delete(action.bundle_id)))
         elif isinstance(action, actions.SaveState):
-            self._spawn(self._store_op("state", self.store.set_state(action.key, action.value)))
+            self._write(self._store_op("state", self.store.set_state(action.key, action.value)))
         elif isinstance(action, actions.Acknowledge):
             self._resolve(action.receipt, (action.accepted, action.reason))
         elif isinstance(action, actions.Transmit):
-            self._spawn(self._transmit(action))
+            self._spawn(self._transmit(action, self._last_write))
         elif isinstance(action, actions.Deliver):
             self._spawn(self._deliver(action))
         elif isinstance(action, actions.Reassemble):
@@ -353,7 +363,11 @@ class Node:
         except (StoreError, OSError) as exc:
             log.error("store %s failed: %s", what, exc)
 
-    async def _transmit(self, action: actions.Transmit) -> None:
+    async def _transmit(
+        self, action: actions.Transmit, writes_before: asyncio.Task[None] | None
+    ) -> None:
+        if writes_before is not None and not writes_before.done():
+            await asyncio.wait([writes_before])
         link = self._links.get(action.link_id)
         try:
             if link is None or not link.is_up:

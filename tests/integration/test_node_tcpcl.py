@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from dtncloud.cla.tcpcl import TcpclConvergenceLayer, TcpclOptions
 from dtncloud.engine import EngineConfig
@@ -24,12 +25,16 @@ def run(body: Callable[[], Awaitable[None]], timeout: float = 60) -> None:
 
 
 def make_node(
-    node_id: str, store: Store, routes: list[dict[str, str]] | None = None, listen: bool = True
+    node_id: str,
+    store: Store,
+    routes: list[dict[str, str]] | None = None,
+    listen: bool = True,
+    **engine: Any,
 ) -> tuple[Node, TcpclConvergenceLayer]:
     router = default_registry.create(
         "static", node_id=node_id, rng=random.Random(1), params={"routes": routes or []}
     )
-    node = Node(EngineConfig(node_id), store, router)
+    node = Node(EngineConfig(node_id, **engine), store, router)
     options = TcpclOptions(
         node_id=node_id,
         listen="127.0.0.1" if listen else None,
@@ -114,3 +119,33 @@ async def _until(condition: Callable[[], bool]) -> None:
     """Wait for the node's tasks to bring ``condition`` about (polled on each loop turn)."""
     while not condition():
         await asyncio.sleep(0)
+
+
+def test_custody_is_released_hop_by_hop(tmp_path: Path) -> None:
+    custody = {"custody": True, "custody_signal_delay_ms": 20}
+
+    async def body() -> None:
+        a, _ = make_node(
+            "dtn://a/",
+            MemoryStore(),
+            [{"pattern": "dtn://c/*", "via": "dtn://b/"}],
+            listen=False,
+            **custody,
+        )
+        b, b_cla = make_node("dtn://b/", SqliteStore(tmp_path / "b"), **custody)
+        c, c_cla = make_node("dtn://c/", MemoryStore(), **custody)
+        inbox = Inbox(5)
+        async with a, b, c:
+            c.register("dtn://c/inbox", inbox)
+            await a.connect(a._clas[0], f"127.0.0.1:{b_cla.port}")
+            await b.connect(b_cla, f"127.0.0.1:{c_cla.port}")
+            for i in range(5):
+                await a.send("dtn://a/app", "dtn://c/inbox", b"in custody %d" % i)
+            await asyncio.wait_for(inbox.full.wait(), 30)
+            # each custodian lets go only when the next one has signalled acceptance
+            for node in (a, b, c):
+                await _until(lambda n=node: not n.stored())
+            assert len(a.agent._custodian.ledger) == 0
+            assert len(b.agent._custodian.ledger) == 0
+
+    run(body)

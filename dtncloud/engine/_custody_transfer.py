@@ -1,0 +1,75 @@
+"""Custody transfer in the agent (BIBE, draft-ietf-dtn-bibect): unwrapping BPDUs, custody
+signals received, and the timers that send bundles again or signals out. The books are in
+:mod:`dtncloud.engine.custodian`."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import replace
+
+from dtncloud.bpv7.bibe import BibePdu, CustodySignal
+from dtncloud.bpv7.decode import decode_bundle
+from dtncloud.bpv7.flags import StatusReportReason
+from dtncloud.engine._base import AgentBase
+from dtncloud.errors import BundleDecodeError
+from dtncloud.store.base import Retention
+
+R = StatusReportReason
+
+
+class CustodyMixin(AgentBase):
+    """The custody part of :class:`~dtncloud.engine.agent.BundleProtocolAgent`."""
+
+    def _unwrap(
+        self, pdu: BibePdu, custodian: str, link_id: str | None, receipt: object, now: int
+    ) -> None:
+        """A bundle that came in a BPDU is received as if it had come alone; the sender's
+        acknowledgement waits for it to be stored, as for any bundle, and a custody request
+        is answered once that is settled."""
+        custody = (custodian, pdu.transmission_id) if pdu.transmission_id else None
+        try:
+            inner = decode_bundle(
+                pdu.bundle_bytes,
+                max_size=self.config.max_bundle_size,
+                max_blocks=self.config.max_blocks,
+                lenient=self.config.lenient,
+            )
+        except BundleDecodeError as exc:
+            self._refuse(receipt, None, exc.reason, str(exc), now, custody)
+            return
+        self._accept(inner, pdu.bundle_bytes, link_id, receipt, now, custody)
+
+    def _on_custody_signal(self, peer: str, signal: CustodySignal, now: int) -> None:
+        for outcome in self._custodian.ledger.on_signal(peer, signal, now):
+            meta = self._bundles.get(outcome.bundle_id)
+            if meta is None:
+                continue
+            if outcome.released:
+                meta = replace(meta, custody=b"")
+                self._bundles[meta.bundle_id] = meta
+                self._release(meta, Retention.CUSTODY_ACCEPTED, R.NO_ADDITIONAL_INFORMATION, now)
+            else:  # refused downstream: find another way after a while
+                retention = (meta.retention & ~Retention.CUSTODY_ACCEPTED) | (
+                    Retention.FORWARD_PENDING
+                )
+                self._update(replace(meta, retention=retention, custody=b""))
+                heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
+
+    def _custody_timers(self, now: int) -> None:
+        """Bundles whose custody signal did not come in time are sent again; signals that
+        have waited long enough go out."""
+        ledger = self._custodian.ledger
+        for bundle_id in ledger.due(now):
+            meta = self._bundles.get(bundle_id)
+            if meta is None:
+                ledger.forget(bundle_id)
+                continue
+            meta = replace(
+                meta,
+                retention=meta.retention | Retention.FORWARD_PENDING,
+                custody=ledger.state_of(bundle_id),
+            )
+            self._update(meta)
+            self._route(meta, now)
+        for to, signal in self._custodian.aggregator.handle_timer(now):
+            self._send_admin_record(signal, to, now)
