@@ -11,6 +11,7 @@ import random
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 
+from dtncloud.bpv6.bundle import Bundle as BundleV6
 from dtncloud.bpv7.admin import admin_bundle
 from dtncloud.bpv7.bibe import CustodySignal
 from dtncloud.bpv7.bundle import Bundle
@@ -57,6 +58,8 @@ class _Pending:
     report_received: int | None
     #: (custodian, transmission ID) of the BPDU it came in, to be answered once stored
     custody: tuple[str, int] | None = None
+    #: a BPv6 bundle as received, whose custodian is signalled once it is stored
+    custody_v6: BundleV6 | None = None
 
 
 @dataclass(slots=True)

@@ -71,6 +71,11 @@ class ForwardingMixin(AgentBase):
         bibe = None
         if link.peer_node is not None and self._custodian.wants(meta, link, max_size is not None):
             bibe = self._under_custody(meta, link.peer_node, now)
+        elif meta.protocol == 6 and meta.retention & Retention.CUSTODY_ACCEPTED:
+            # RFC 5050: this node is the bundle's custodian until a signal releases it;
+            # the ledger's deadline brings it back if none comes.
+            self._custodian.ledger.send(meta.bundle_id, "", now)
+            self._update(replace(meta, custody=self._custodian.ledger.state_of(meta.bundle_id)))
         plan = TransmitPlan(
             node_id=self._node,
             received_at=meta.received_at,

@@ -26,7 +26,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
+from dtncloud.bpv6.admin import CustodySignalReason
 from dtncloud.bpv6.codec import decode_bundle as decode_bundle_v6
+from dtncloud.bpv6.codec import encode_bundle as encode_bundle_v6
 from dtncloud.bpv7.admin import StatusReport, decode_admin_record
 from dtncloud.bpv7.bibe import BibePdu, CustodyDisposition, CustodySignal
 from dtncloud.bpv7.bundle import Bundle
@@ -39,6 +41,7 @@ from dtncloud.engine._custody_transfer import CustodyMixin
 from dtncloud.engine._forwarding import ForwardingMixin
 from dtncloud.engine.counters import CreationStamps
 from dtncloud.engine.custodian import Custodian, disposition_for_reason
+from dtncloud.engine.custody_v6 import custody_requested_v6, take_custody_v6
 from dtncloud.engine.v6 import meta_for_v6
 from dtncloud.engine.view import AgentView
 from dtncloud.errors import AdminRecordError, BundleDecodeError, BundleEncodeError, InvalidEID
@@ -53,6 +56,13 @@ R = StatusReportReason
 _REPORT_RECEPTION = int(BundleFlag.REPORT_RECEPTION)
 
 #: The names of the node values the agent keeps in the store (see ``restore``).
+# RFC 5050 custody refusal reasons for the reception failures that have one.
+_V6_REASONS = {
+    R.LIFETIME_EXPIRED: CustodySignalReason.NO_TIMELY_CONTACT,
+    R.DEPLETED_STORAGE: CustodySignalReason.DEPLETED_STORAGE,
+    R.BLOCK_UNSUPPORTED: CustodySignalReason.BLOCK_UNINTELLIGIBLE,
+}
+
 STATE_KEYS = (CreationStamps.KEY, Custodian.COUNTER_KEY)
 
 
@@ -230,7 +240,8 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             self._pending[bundle_id].custody = custody
 
     def _receive_v6(self, event: inp.BundleReceived, now: int) -> None:
-        """A legacy RFC 5050 bundle: stored and forwarded unchanged, or delivered here."""
+        """A legacy RFC 5050 bundle: stored and forwarded unchanged (but for the custodian,
+        when this node takes custody of it), or delivered here."""
         cfg = self.config
         try:
             bundle = decode_bundle_v6(
@@ -240,34 +251,44 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             self._refuse(event.receipt, None, exc.reason, str(exc), now)
             return
         bundle_id = str(bundle.bundle_id)
+        asks_custody = self._custodian.enabled and custody_requested_v6(bundle)
         if self.knows(bundle_id):
             self.listener.bundle_duplicate(bundle_id, now)
             self._ack(event.receipt, True)
+            if asks_custody:
+                self._signal_v6(bundle, False, CustodySignalReason.REDUNDANT_RECEPTION, now)
+            return
+        if bundle.is_admin_record and self.is_local(bundle.destination):
+            self._ack(event.receipt, True)
+            self._on_admin_record_v6(bundle, now)
             return
         local = self.is_local(bundle.destination)
-        previous = None
         link = self._links.get(event.link_id) if event.link_id is not None else None
-        if link is not None:
-            previous = link.peer_node
+        previous = None if link is None else link.peer_node
         meta = meta_for_v6(bundle, len(event.data), now, local=local, previous=previous)
+        refusal = None
         if meta.expires_at <= now:
-            self._refuse(event.receipt, None, R.LIFETIME_EXPIRED, f"{bundle_id} expired", now)
+            refusal = R.LIFETIME_EXPIRED
+        elif local and bundle.is_fragment:
+            # Reassembly is implemented for BPv7 only: the pieces would wait for nothing.
+            refusal = R.BLOCK_UNSUPPORTED
+        if refusal is not None:
+            self._refuse(event.receipt, None, refusal, f"{bundle_id} not accepted", now)
+            if asks_custody:
+                self._signal_v6(bundle, False, _V6_REASONS.get(refusal, 0), now)
             return
-        if local and bundle.is_fragment:
-            # Reassembly is implemented for BPv7 only; keeping the pieces would hold them
-            # until they expire for nothing.
-            self._refuse(
-                event.receipt,
-                None,
-                R.BLOCK_UNSUPPORTED,
-                f"{bundle_id} is a BPv6 fragment for this node",
-                now,
+        data = event.data
+        if asks_custody:
+            data = encode_bundle_v6(take_custody_v6(bundle, self._node))
+            meta = replace(
+                meta, size=len(data), retention=meta.retention | Retention.CUSTODY_ACCEPTED
             )
-            return
         routing = self.router.admit(meta, None, now)
         if routing:
             meta = replace(meta, routing=routing)
-        self._persist(meta, event.data, receipt=event.receipt, link_id=event.link_id)
+        self._persist(meta, data, receipt=event.receipt, link_id=event.link_id)
+        if asks_custody:
+            self._pending[bundle_id].custody_v6 = bundle
 
     def _process_blocks(self, bundle: Bundle) -> tuple[Bundle | None, bool, Bundle | None]:
         """RFC 9171 5.6 step 4: blocks of unknown type. Returns the bundle to keep (None to
@@ -330,6 +351,8 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         self._ack(pending.receipt, True)
         if pending.custody is not None:
             self._custody_answer(pending.custody, CustodyDisposition.ACCEPTED, now)
+        if pending.custody_v6 is not None:
+            self._signal_v6(pending.custody_v6, True, 0, now)
         if pending.submission is not None:
             self._actions.append(act.SubmissionAccepted(pending.submission, meta.bundle_id))
         if pending.created:
@@ -358,6 +381,8 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             self._ack(pending.receipt, False, reason)
         if pending.custody is not None:
             self._custody_answer(pending.custody, disposition_for_reason(reason), now)
+        if pending.custody_v6 is not None:
+            self._signal_v6(pending.custody_v6, False, _V6_REASONS.get(reason, 0), now)
         self.listener.bundle_refused(event.bundle_id, reason, detail, now)
 
     def _dispatch(self, meta: BundleMeta, now: int) -> None:
