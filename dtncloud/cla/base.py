@@ -49,6 +49,9 @@ class ReceivedBundle:
     link: Link
     data: bytes | None = None
     path: Path | None = None
+    #: only the first bytes of a transfer that broke (for reactive fragmentation); the
+    #: sender was not told it arrived, so refusing it changes nothing
+    partial: bool = False
 
     def read(self) -> bytes:
         """The whole encoded bundle in memory (reads the spool file if there is one)."""

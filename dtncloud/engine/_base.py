@@ -60,6 +60,8 @@ class _Pending:
     custody: tuple[str, int] | None = None
     #: a BPv6 bundle as received, whose custodian is signalled once it is stored
     custody_v6: BundleV6 | None = None
+    #: the bundle this fragment is the unacknowledged rest of, let go once it is stored
+    replaces: str | None = None
 
 
 @dataclass(slots=True)

@@ -156,6 +156,16 @@ class ForwardingMixin(AgentBase):
             return
         link = self._links.get(flight.link_id) or LinkInfo(flight.link_id, None)
         self.router.on_transmit_failed(meta, link, self._view, now)
+        if (
+            self.config.reactive_fragmentation
+            and event.payload_acknowledged > 0
+            and meta.protocol == 7
+            and not meta.retention & Retention.CUSTODY_ACCEPTED
+            and not self._flights_of.get(meta.bundle_id)
+        ):
+            # RFC 9171 5.8: the peer keeps what it acknowledged; only the rest goes again.
+            self._actions.append(act.Refragment(meta.bundle_id, event.payload_acknowledged))
+            return
         if meta.bundle_id in self._handed_over:
             self._settle_forwarding(meta, now)
         else:

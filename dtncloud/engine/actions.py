@@ -22,6 +22,7 @@ __all__ = [
     "Deliver",
     "Persist",
     "Reassemble",
+    "Refragment",
     "Remove",
     "SaveState",
     "SubmissionAccepted",
@@ -110,6 +111,17 @@ class Reassemble:
 
 
 @dataclass(frozen=True, slots=True)
+class Refragment:
+    """A transfer of ``bundle_id`` broke after the peer acknowledged ``payload_offset``
+    payload bytes: load it, keep only the rest as a fragment
+    (:func:`~dtncloud.bpv7.fragment.split_at`) and report
+    :class:`~dtncloud.engine.inputs.Refragmented`."""
+
+    bundle_id: str
+    payload_offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class SubmissionAccepted:
     """The bundle an application submitted is stored as ``bundle_id``."""
 
@@ -132,6 +144,7 @@ Action = (
     | Transmit
     | Deliver
     | Reassemble
+    | Refragment
     | SubmissionAccepted
     | SubmissionRefused
 )

@@ -35,6 +35,7 @@ from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.decode import decode_bundle
 from dtncloud.bpv7.encode import encode_bundle
 from dtncloud.bpv7.flags import BlockFlag, BlockType, BundleFlag, StatusReportReason
+from dtncloud.bpv7.reactive import prefix_fragment
 from dtncloud.engine import actions as act
 from dtncloud.engine import inputs as inp
 from dtncloud.engine._custody_transfer import CustodyMixin
@@ -42,9 +43,16 @@ from dtncloud.engine._forwarding import ForwardingMixin
 from dtncloud.engine.counters import CreationStamps
 from dtncloud.engine.custodian import Custodian, disposition_for_reason
 from dtncloud.engine.custody_v6 import custody_requested_v6, take_custody_v6
+from dtncloud.engine.fragments import whole_id
 from dtncloud.engine.v6 import meta_for_v6
 from dtncloud.engine.view import AgentView
-from dtncloud.errors import AdminRecordError, BundleDecodeError, BundleEncodeError, InvalidEID
+from dtncloud.errors import (
+    AdminRecordError,
+    BundleDecodeError,
+    BundleEncodeError,
+    CodecError,
+    InvalidEID,
+)
 from dtncloud.routing.base import node_of
 from dtncloud.store.base import BundleMeta, Retention
 
@@ -157,6 +165,9 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         if event.data[:1] == b"\x06":
             self._receive_v6(event, now)
             return
+        if event.partial:
+            self._receive_prefix(event, now)
+            return
         try:
             bundle = decode_bundle(
                 event.data,
@@ -238,6 +249,47 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         self._persist(meta, data, receipt=receipt, link_id=link_id, report_received=report)
         if custody is not None:
             self._pending[bundle_id].custody = custody
+
+    def _receive_prefix(self, event: inp.BundleReceived, now: int) -> None:
+        """What a broken transfer delivered becomes a fragment, if it reaches into the
+        payload (reactive fragmentation, RFC 9171 5.8)."""
+        try:
+            fragment = prefix_fragment(event.data, max_blocks=self.config.max_blocks)
+        except CodecError as exc:
+            reason = getattr(exc, "reason", R.BLOCK_UNINTELLIGIBLE)
+            self._refuse(event.receipt, None, reason, str(exc), now)
+            return
+        if fragment is None:
+            self._ack(event.receipt, False, R.NO_ADDITIONAL_INFORMATION)
+            return
+        self._accept(fragment, None, event.link_id, event.receipt, now)
+
+    def _on_refragmented(self, event: inp.Refragmented, now: int) -> None:
+        """The unacknowledged rest of a bundle is stored as a fragment of its own; the
+        bundle is let go once that is done."""
+        original = self._bundles.get(event.bundle_id)
+        if original is None:
+            return
+        rest = None
+        if event.remainder is not None:
+            try:
+                rest = decode_bundle(event.remainder, max_size=max(len(event.remainder), 1))
+            except BundleDecodeError:
+                rest = None
+        if rest is None or event.remainder is None:
+            heapq.heappush(self._wakeups, (now + self.config.retry_ms, original.bundle_id))
+            return
+        meta = self._meta_for(
+            rest,
+            str(rest.id),
+            original.expires_at,
+            len(event.remainder),
+            now,
+            previous=original.previous_node,
+        )
+        meta = replace(meta, received_at=original.received_at, routing=original.routing)
+        self._persist(meta, event.remainder)
+        self._pending[meta.bundle_id].replaces = original.bundle_id
 
     def _receive_v6(self, event: inp.BundleReceived, now: int) -> None:
         """A legacy RFC 5050 bundle: stored and forwarded unchanged (but for the custodian,
@@ -353,6 +405,10 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             self._custody_answer(pending.custody, CustodyDisposition.ACCEPTED, now)
         if pending.custody_v6 is not None:
             self._signal_v6(pending.custody_v6, True, 0, now)
+        if pending.replaces is not None:
+            original = self._bundles.get(pending.replaces)
+            if original is not None:
+                self._delete(original, R.NO_ADDITIONAL_INFORMATION, now, report=False)
         if pending.submission is not None:
             self._actions.append(act.SubmissionAccepted(pending.submission, meta.bundle_id))
         if pending.created:
@@ -387,8 +443,20 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
 
     def _dispatch(self, meta: BundleMeta, now: int) -> None:
         if meta.retention & Retention.REASSEMBLY_PENDING:
+            whole = whole_id(meta.bundle_id)
+            if self.knows(whole):  # the whole bundle came (or went) already
+                self._release(meta, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now)
+                return
             self._maybe_reassemble(self._fragments.add(meta.bundle_id, meta.total_length or 0))
         elif meta.retention & Retention.DISPATCH_PENDING:
+            if not self._fragments.busy(meta.bundle_id):
+                # fragments of a bundle that has now come whole are of no more use
+                for fragment_id in self._fragments.finish(meta.bundle_id):
+                    fragment = self._bundles.get(fragment_id)
+                    if fragment is not None:
+                        self._release(
+                            fragment, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now
+                        )
             self._deliveries.wait(meta.bundle_id, meta.destination)
             if self._deliveries.is_active(meta.destination):
                 self._deliver(meta)
@@ -429,6 +497,14 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
     def _on_reassembled(self, event: inp.Reassembled, now: int) -> None:
         whole = event.bundle_id
         parts = self._fragments.finish(whole)
+        if whole in self._bundles or whole in self._pending:  # it came whole meanwhile
+            for fragment_id in parts:
+                fragment = self._bundles.get(fragment_id)
+                if fragment is not None:
+                    self._release(
+                        fragment, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now
+                    )
+            return
         bundle = None
         if event.data is not None:
             try:
@@ -514,4 +590,5 @@ _HANDLERS: dict[type, Callable[[BundleProtocolAgent, Any, int], None]] = {
     inp.Delivered: BundleProtocolAgent._on_delivered,
     inp.DeliveryFailed: BundleProtocolAgent._on_delivery_failed,
     inp.Reassembled: BundleProtocolAgent._on_reassembled,
+    inp.Refragmented: BundleProtocolAgent._on_refragmented,
 }

@@ -38,6 +38,10 @@ class EngineConfig:
     routing_service: int = 254
     routing_message_lifetime: int = 60_000
     routing_block_type: int = ROUTING_BLOCK_TYPE
+    #: after a transfer broke part-way, send only what the peer did not acknowledge. Switch it
+    #: on only where every neighbour keeps the prefixes of broken transfers (dtncloud nodes
+    #: do); others would lose the acknowledged part.
+    reactive_fragmentation: bool = False
     #: send bundles to neighbours under BIBE custody transfer
     custody: bool = False
     custody_retransmit_ms: int = 60_000

@@ -55,6 +55,10 @@ class FragmentBook:
         self._busy.add(whole)
         return tuple(parts)
 
+    def busy(self, whole: str) -> bool:
+        """Whether a reassembly of ``whole`` is under way."""
+        return whole in self._busy
+
     def finish(self, whole: str) -> list[str]:
         """Forget ``whole``'s fragments (reassembled, or given up); returns their IDs."""
         self._busy.discard(whole)

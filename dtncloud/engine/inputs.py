@@ -27,6 +27,7 @@ __all__ = [
     "Persisted",
     "PersistFailed",
     "Reassembled",
+    "Refragmented",
     "TransmissionFailed",
     "TransmissionSucceeded",
 ]
@@ -42,6 +43,9 @@ class BundleReceived:
     data: bytes
     link_id: str | None = None
     receipt: object = None
+    #: only the first bytes of a transfer that broke: kept as a fragment if they reach into
+    #: the payload (reactive fragmentation, RFC 9171 5.8)
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,8 @@ class TransmissionFailed:
     refused: bool = False
     acknowledged: int = 0
     reason: str = ""
+    #: leading payload bytes the peer acknowledged (see dtncloud.bpv7.reactive)
+    payload_acknowledged: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,15 @@ class Reassembled:
     message: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Refragmented:
+    """Answer to :class:`~dtncloud.engine.actions.Refragment`: the encoded fragment holding
+    what the peer did not acknowledge, or None if the bundle could not be cut."""
+
+    bundle_id: str
+    remainder: bytes | None
+
+
 Input = (
     BundleReceived
     | Persisted
@@ -173,4 +188,5 @@ Input = (
     | Delivered
     | DeliveryFailed
     | Reassembled
+    | Refragmented
 )

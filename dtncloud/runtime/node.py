@@ -30,7 +30,10 @@ from typing import Any
 
 from dtncloud.bpv6.codec import decode_bundle as decode_bundle_v6
 from dtncloud.bpv7.decode import decode_bundle
+from dtncloud.bpv7.encode import encode_bundle
 from dtncloud.bpv7.flags import BundleFlag, StatusReportReason
+from dtncloud.bpv7.fragment import split_at
+from dtncloud.bpv7.reactive import acknowledged_payload
 from dtncloud.cla.base import ConvergenceLayer, Link, ReceivedBundle
 from dtncloud.dtntime import dtn_time_from_unix
 from dtncloud.engine import BundleProtocolAgent, EngineConfig, EngineListener, actions, inputs
@@ -41,6 +44,7 @@ from dtncloud.errors import (
     BundleNotFound,
     CodecError,
     DtnError,
+    LinkDown,
     ServiceError,
     StoreError,
     StoreFull,
@@ -236,7 +240,11 @@ class Node:
     async def bundle_received(self, bundle: ReceivedBundle) -> None:
         data = await asyncio.to_thread(bundle.read) if bundle.path is not None else bundle.read()
         token, future = self._waiter()
-        self._feed(inputs.BundleReceived(data, self._link_ids.get(id(bundle.link)), token))
+        self._feed(
+            inputs.BundleReceived(
+                data, self._link_ids.get(id(bundle.link)), token, partial=bundle.partial
+            )
+        )
         accepted, reason = await future
         if not accepted and reason == StatusReportReason.DEPLETED_STORAGE:
             raise TransferRefused("the node's store is full", reason=_NO_RESOURCES)
@@ -316,6 +324,8 @@ class Node:
             self._spawn(self._deliver(action))
         elif isinstance(action, actions.Reassemble):
             self._spawn(self._reassemble(action))
+        elif isinstance(action, actions.Refragment):
+            self._spawn(self._refragment(action))
         elif isinstance(action, actions.SubmissionAccepted):
             self._resolve(action.submission, action.bundle_id)
         elif isinstance(action, actions.SubmissionRefused):
@@ -369,6 +379,7 @@ class Node:
         if writes_before is not None and not writes_before.done():
             await asyncio.wait([writes_before])
         link = self._links.get(action.link_id)
+        pieces: list[bytes] = []
         try:
             if link is None or not link.is_up:
                 raise DtnError(f"link {action.link_id} is down")
@@ -378,6 +389,22 @@ class Node:
             pieces = render(data, action.plan, self.clock())
             for piece in pieces:
                 await link.send(piece)
+        except LinkDown as exc:
+            # How much of the payload the peer holds, for reactive fragmentation: only a lone
+            # plain bundle maps its acknowledged bytes to payload bytes.
+            kept = 0
+            if exc.acknowledged and len(pieces) == 1 and action.plan.bibe is None:
+                kept = acknowledged_payload(pieces[0], exc.acknowledged)
+            self._feed(
+                inputs.TransmissionFailed(
+                    action.link_id,
+                    action.bundle_id,
+                    action.transmission,
+                    acknowledged=exc.acknowledged,
+                    reason=str(exc),
+                    payload_acknowledged=kept,
+                )
+            )
         except TransferRefused as exc:
             self._feed(
                 inputs.TransmissionFailed(
@@ -416,6 +443,17 @@ class Node:
             self._feed(inputs.DeliveryFailed(action.bundle_id, action.endpoint))
         else:
             self._feed(inputs.Delivered(action.bundle_id, action.endpoint))
+
+    async def _refragment(self, action: actions.Refragment) -> None:
+        try:
+            data = await self.store.get(action.bundle_id)
+            bundle = decode_bundle(data, max_size=max(len(data), 1))
+            remainder = encode_bundle(split_at(bundle, action.payload_offset)[1])
+        except (CodecError, StoreError) as exc:
+            log.warning("cannot cut %s after a broken transfer: %s", action.bundle_id, exc)
+            self._feed(inputs.Refragmented(action.bundle_id, None))
+        else:
+            self._feed(inputs.Refragmented(action.bundle_id, remainder))
 
     async def _reassemble(self, action: actions.Reassemble) -> None:
         try:
