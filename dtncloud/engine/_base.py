@@ -100,6 +100,9 @@ class AgentBase:
         self._next_transmission = 1
         # bundles whose no-copy-kept transmission succeeded while others were under way
         self._handed_over: set[str] = set()
+        # bundles being cut into fragments, and the pieces of each not yet stored
+        self._cutting: set[str] = set()
+        self._cut_pieces: dict[str, set[str]] = {}
         # bundle IDs let go of recently, with their expiry, to recognise duplicates
         self._seen: OrderedDict[str, int] = OrderedDict()
         self._deliveries = DeliveryBook()
@@ -207,6 +210,7 @@ class AgentBase:
         for transmission in self._flights_of.pop(bundle_id, ()):
             self._flights.pop(transmission, None)
         self._handed_over.discard(bundle_id)
+        self._cutting.discard(bundle_id)
         self._custodian.ledger.forget(bundle_id)
         self._deliveries.done(bundle_id, meta.destination)
         if meta.retention & Retention.REASSEMBLY_PENDING:

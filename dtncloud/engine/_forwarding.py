@@ -19,6 +19,8 @@ from dtncloud.store.base import BundleMeta, Retention
 
 R = StatusReportReason
 
+_MUST_NOT_FRAGMENT = int(BundleFlag.MUST_NOT_FRAGMENT)
+
 
 class ForwardingMixin(AgentBase):
     """The forwarding part of :class:`~dtncloud.engine.agent.BundleProtocolAgent`."""
@@ -28,7 +30,30 @@ class ForwardingMixin(AgentBase):
             return
         flying = self._flights_of.get(meta.bundle_id)
         decision = self.router.route(meta, self._view, now)
+        if meta.bundle_id in self._cutting:
+            return  # routed again as fragments once it is cut
         if isinstance(decision, Forward):
+            if (
+                decision.volume is not None
+                and decision.volume < meta.size
+                and len(decision.links) == 1
+                and not flying
+                and meta.protocol == 7
+                and not meta.flags & _MUST_NOT_FRAGMENT
+            ):
+                # RFC 9171 5.8: the contact takes only part of it; send a first fragment
+                # that fits and keep the rest for a later contact.
+                # What sending adds (previous node block, hop count and age growth, a BPDU
+                # under custody) must fit too.
+                allowance = 32 + 3 * len(self._node)
+                if decision.volume > allowance + 64:
+                    self._cutting.add(meta.bundle_id)
+                    self._actions.append(
+                        act.Refragment(meta.bundle_id, first_size=decision.volume - allowance)
+                    )
+                else:  # too little room to be worth a fragment: wait for a later contact
+                    heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
+                return
             if meta.bundle_id in self._handed_over:
                 return  # its last copy has gone; it is let go when the others end
             busy = {self._flights[t].link_id for t in flying or ()}
@@ -164,7 +189,10 @@ class ForwardingMixin(AgentBase):
             and not self._flights_of.get(meta.bundle_id)
         ):
             # RFC 9171 5.8: the peer keeps what it acknowledged; only the rest goes again.
-            self._actions.append(act.Refragment(meta.bundle_id, event.payload_acknowledged))
+            self._cutting.add(meta.bundle_id)
+            self._actions.append(
+                act.Refragment(meta.bundle_id, payload_offset=event.payload_acknowledged)
+            )
             return
         if meta.bundle_id in self._handed_over:
             self._settle_forwarding(meta, now)

@@ -112,13 +112,20 @@ class Reassemble:
 
 @dataclass(frozen=True, slots=True)
 class Refragment:
-    """A transfer of ``bundle_id`` broke after the peer acknowledged ``payload_offset``
-    payload bytes: load it, keep only the rest as a fragment
-    (:func:`~dtncloud.bpv7.fragment.split_at`) and report
-    :class:`~dtncloud.engine.inputs.Refragmented`."""
+    """Cut stored bundle ``bundle_id`` in two and report the pieces to keep with
+    :class:`~dtncloud.engine.inputs.Refragmented`:
+
+    - with ``payload_offset`` (reactive fragmentation: a transfer broke after the peer
+      acknowledged that many payload bytes) only the rest is kept
+      (:func:`~dtncloud.bpv7.fragment.split_at`);
+    - with ``first_size`` (proactive fragmentation: a contact can carry only that many more
+      bytes) both are kept: a first fragment of at most ``first_size`` encoded bytes and the
+      rest (:func:`~dtncloud.bpv7.fragment.fragment_bundle`).
+    """
 
     bundle_id: str
-    payload_offset: int
+    payload_offset: int | None = None
+    first_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,31 +265,33 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         self._accept(fragment, None, event.link_id, event.receipt, now)
 
     def _on_refragmented(self, event: inp.Refragmented, now: int) -> None:
-        """The unacknowledged rest of a bundle is stored as a fragment of its own; the
-        bundle is let go once that is done."""
+        """The pieces of a cut bundle are stored as bundles of their own; the bundle is let
+        go once they all are (a crash in between leaves the bundle, never less)."""
+        self._cutting.discard(event.bundle_id)
         original = self._bundles.get(event.bundle_id)
         if original is None:
             return
-        rest = None
-        if event.remainder is not None:
-            try:
-                rest = decode_bundle(event.remainder, max_size=max(len(event.remainder), 1))
-            except BundleDecodeError:
-                rest = None
-        if rest is None or event.remainder is None:
+        try:
+            pieces = [decode_bundle(p, max_size=max(len(p), 1)) for p in event.pieces]
+        except BundleDecodeError:
+            pieces = []
+        if not pieces:
             heapq.heappush(self._wakeups, (now + self.config.retry_ms, original.bundle_id))
             return
-        meta = self._meta_for(
-            rest,
-            str(rest.id),
-            original.expires_at,
-            len(event.remainder),
-            now,
-            previous=original.previous_node,
-        )
-        meta = replace(meta, received_at=original.received_at, routing=original.routing)
-        self._persist(meta, event.remainder)
-        self._pending[meta.bundle_id].replaces = original.bundle_id
+        waiting = self._cut_pieces.setdefault(original.bundle_id, set())
+        for bundle, data in zip(pieces, event.pieces, strict=True):
+            meta = self._meta_for(
+                bundle,
+                str(bundle.id),
+                original.expires_at,
+                len(data),
+                now,
+                previous=original.previous_node,
+            )
+            meta = replace(meta, received_at=original.received_at, routing=original.routing)
+            waiting.add(meta.bundle_id)
+            self._persist(meta, data)
+            self._pending[meta.bundle_id].replaces = original.bundle_id
 
     def _receive_v6(self, event: inp.BundleReceived, now: int) -> None:
         """A legacy RFC 5050 bundle: stored and forwarded unchanged (but for the custodian,
@@ -406,9 +408,13 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         if pending.custody_v6 is not None:
             self._signal_v6(pending.custody_v6, True, 0, now)
         if pending.replaces is not None:
+            waiting = self._cut_pieces.get(pending.replaces, set())
+            waiting.discard(meta.bundle_id)
             original = self._bundles.get(pending.replaces)
-            if original is not None:
-                self._delete(original, R.NO_ADDITIONAL_INFORMATION, now, report=False)
+            if not waiting:
+                self._cut_pieces.pop(pending.replaces, None)
+                if original is not None:
+                    self._delete(original, R.NO_ADDITIONAL_INFORMATION, now, report=False)
         if pending.submission is not None:
             self._actions.append(act.SubmissionAccepted(pending.submission, meta.bundle_id))
         if pending.created:

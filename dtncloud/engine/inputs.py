@@ -167,11 +167,11 @@ class Reassembled:
 
 @dataclass(frozen=True, slots=True)
 class Refragmented:
-    """Answer to :class:`~dtncloud.engine.actions.Refragment`: the encoded fragment holding
-    what the peer did not acknowledge, or None if the bundle could not be cut."""
+    """Answer to :class:`~dtncloud.engine.actions.Refragment`: the encoded fragments to keep
+    instead of the bundle, or none if it could not be cut."""
 
     bundle_id: str
-    remainder: bytes | None
+    pieces: tuple[bytes, ...]
 
 
 Input = (

@@ -27,10 +27,11 @@ from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.decode import decode_bundle
 from dtncloud.bpv7.encode import encode_bundle
 from dtncloud.bpv7.flags import BlockType
-from dtncloud.bpv7.fragment import fragment_bundle, reassemble
+from dtncloud.bpv7.fragment import fragment_bundle, reassemble, split_at
 from dtncloud.eid import parse_eid
+from dtncloud.errors import FragmentError
 
-__all__ = ["BibeWrap", "TransmitPlan", "reassemble_stored", "render"]
+__all__ = ["BibeWrap", "TransmitPlan", "cut_stored", "reassemble_stored", "render"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,24 @@ def render(data: bytes, plan: TransmitPlan, now: int) -> list[bytes]:
         )
         for index, inner in enumerate(encoded)
     ]
+
+
+def cut_stored(
+    data: bytes, *, payload_offset: int | None = None, first_size: int | None = None
+) -> tuple[bytes, ...]:
+    """The fragments to keep instead of the stored bundle ``data``, as a
+    :class:`~dtncloud.engine.actions.Refragment` asks. Raises
+    :class:`~dtncloud.errors.FragmentError` if it cannot be cut that way."""
+    bundle = decode_bundle(data, max_size=max(len(data), 1))
+    if payload_offset is not None:
+        return (encode_bundle(split_at(bundle, payload_offset)[1], validate=False),)
+    if first_size is None:
+        raise FragmentError("a cut needs a payload offset or a first fragment size")
+    first, *rest = fragment_bundle(bundle, len(data) + 64, first_fragment_size=first_size)
+    if not rest:
+        return (data,)
+    second = rest[0] if len(rest) == 1 else split_at(bundle, len(first.payload))[1]
+    return encode_bundle(first, validate=False), encode_bundle(second, validate=False)
 
 
 def reassemble_stored(fragments: Iterable[bytes]) -> bytes:

@@ -88,6 +88,10 @@ class Forward:
 
     links: tuple[str, ...]
     keep_copy: bool = False
+    #: bytes the contact can still carry, when the router knows (contact plans): a larger
+    #: bundle sent on a single link is cut, the first fragment sent now and the rest kept
+    #: (proactive fragmentation, RFC 9171 5.8)
+    volume: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,15 +31,13 @@ from typing import Any
 
 from dtncloud.bpv6.codec import decode_bundle as decode_bundle_v6
 from dtncloud.bpv7.decode import decode_bundle
-from dtncloud.bpv7.encode import encode_bundle
 from dtncloud.bpv7.flags import BundleFlag, StatusReportReason
-from dtncloud.bpv7.fragment import split_at
 from dtncloud.bpv7.reactive import acknowledged_payload
 from dtncloud.cla.base import ConvergenceLayer, Link, ReceivedBundle
 from dtncloud.dtntime import dtn_time_from_unix
 from dtncloud.engine import BundleProtocolAgent, EngineConfig, EngineListener, actions, inputs
 from dtncloud.engine.agent import STATE_KEYS
-from dtncloud.engine.transmit import reassemble_stored, render
+from dtncloud.engine.transmit import cut_stored, reassemble_stored, render
 from dtncloud.engine.v6 import V6_MARKER
 from dtncloud.errors import (
     BundleNotFound,
@@ -477,13 +475,14 @@ class Node:
     async def _refragment(self, action: actions.Refragment) -> None:
         try:
             data = await self.store.get(action.bundle_id)
-            bundle = decode_bundle(data, max_size=max(len(data), 1))
-            remainder = encode_bundle(split_at(bundle, action.payload_offset)[1])
+            pieces = cut_stored(
+                data, payload_offset=action.payload_offset, first_size=action.first_size
+            )
         except (CodecError, StoreError) as exc:
-            log.warning("cannot cut %s after a broken transfer: %s", action.bundle_id, exc)
-            self._feed(inputs.Refragmented(action.bundle_id, None))
+            log.warning("cannot cut %s: %s", action.bundle_id, exc)
+            self._feed(inputs.Refragmented(action.bundle_id, ()))
         else:
-            self._feed(inputs.Refragmented(action.bundle_id, remainder))
+            self._feed(inputs.Refragmented(action.bundle_id, pieces))
 
     async def _reassemble(self, action: actions.Reassemble) -> None:
         try:

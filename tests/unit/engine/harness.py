@@ -12,7 +12,7 @@ from typing import Any
 
 from dtncloud.bpv7 import Bundle, decode_bundle, encode_bundle
 from dtncloud.engine import BundleProtocolAgent, EngineConfig, EngineListener, actions, inputs
-from dtncloud.engine.transmit import reassemble_stored, render
+from dtncloud.engine.transmit import cut_stored, reassemble_stored, render
 from dtncloud.routing.base import Decision, Forward, LinkInfo, Router, RoutingView, Wait, node_of
 from dtncloud.store.base import BundleMeta
 
@@ -178,6 +178,13 @@ class Harness:
             if deliver:
                 return inputs.Delivered(action.bundle_id, action.endpoint)
             return inputs.DeliveryFailed(action.bundle_id, action.endpoint)
+        if isinstance(action, actions.Refragment):
+            pieces = cut_stored(
+                self.stored[action.bundle_id],
+                payload_offset=action.payload_offset,
+                first_size=action.first_size,
+            )
+            return inputs.Refragmented(action.bundle_id, pieces)
         if isinstance(action, actions.Reassemble):
             data = reassemble_stored(self.stored[i] for i in action.fragment_ids)
             return inputs.Reassembled(action.bundle_id, data)
