@@ -294,6 +294,10 @@ def earliest_route(
     return None if found is None else graph.as_route(*found)
 
 
+#: RFC 9171 bundle processing flag "must not be fragmented"
+_MUST_NOT_FRAGMENT = 0x04
+
+
 # -- the router -----------------------------------------------------------------------------
 
 
@@ -475,7 +479,7 @@ class CgrRouter(Router):
             avoid = self._avoid(meta.previous_node, destination)
             path = self._choose(target, avoid, meta, now, old)
             if path is None:
-                decision = self._no_route(target, avoid, meta, now)
+                decision = self._no_route(target, avoid, meta, view, now)
             else:
                 self._book(meta, path, old)
                 decision = self._decide(path, meta, view, now)
@@ -571,7 +575,9 @@ class CgrRouter(Router):
         ends = self._graph.plan.contacts
         entry.valid_until = min(entry.valid_until, *(ends[ci].end for ci in path))
 
-    def _no_route(self, target: int, avoid: int | None, meta: BundleMeta, now: int) -> Decision:
+    def _no_route(
+        self, target: int, avoid: int | None, meta: BundleMeta, view: RoutingView, now: int
+    ) -> Decision:
         """No route with the current bookings: wait if one exists without them, else drop."""
         assert self._source is not None
         entry = self._candidates[target]
@@ -586,7 +592,24 @@ class CgrRouter(Router):
             path = found[0]
             self._add_candidate(entry, path)
         first = self._graph.contacts[path[0]]
+        partial = self._partial_forward(first, meta, view, now)
+        if partial is not None:
+            return partial
         return Wait(until=first.start if first.start > now else first.end)
+
+    def _partial_forward(
+        self, first: Contact, meta: BundleMeta, view: RoutingView, now: int
+    ) -> Forward | None:
+        """Proactive fragmentation (RFC 9171 5.8): the contact under way cannot carry the
+        whole bundle any more, but part of it; the engine sends a first fragment that fits
+        and keeps the rest."""
+        if first.start > now or meta.flags & _MUST_NOT_FRAGMENT or meta.protocol != 7:
+            return None
+        room = self.residual_volume(first, now)
+        if not 0 < room < meta.size:
+            return None
+        link_id = self._usable_link(first.receiver, room, view)
+        return None if link_id is None else Forward((link_id,), volume=room)
 
     def _decide(self, path: Path, meta: BundleMeta, view: RoutingView, now: int) -> Decision:
         first = self._graph.contacts[path[0]]

@@ -7,6 +7,7 @@ import json
 import random
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,9 @@ class FakeView:
 
 def up(peer: str, max_bundle_size: int | None = None, link_id: str | None = None) -> LinkInfo:
     return LinkInfo(link_id or f"to-{NAMES[peer]}", peer, "tcpcl", max_bundle_size)
+
+
+MUST_NOT_FRAGMENT = 0x04
 
 
 def bundle(
@@ -331,12 +335,23 @@ def test_failed_transmission_frees_the_whole_route() -> None:
 def test_booked_out_routes_mean_wait_not_drop() -> None:
     r = router(contact(A, B, 0, 10_000), contact(B, D, 0, 100_000, rate=10**6))
     view = FakeView([up(B)])
-    b1, b2 = bundle("b1", size=8_000), bundle("b2", size=8_000)
+    b1 = bundle("b1", size=8_000)
+    b2 = replace(bundle("b2", size=8_000), flags=MUST_NOT_FRAGMENT)
     assert r.route(b1, view, 0) == Forward(("to-B",))
     assert r.route(b2, view, 0) == Wait(until=10_000)
-    assert r.route(bundle("b3", size=9_000), view, 0) == Wait(until=10_000)
     r.on_transmitted(b1, up(B), view, 0)
     assert r.route(b2, view, 0) == Forward(("to-B",))
+
+
+def test_part_of_a_bundle_goes_when_the_contact_has_room_for_part() -> None:
+    r = router(contact(A, B, 0, 10_000), contact(B, D, 0, 100_000, rate=10**6))
+    view = FakeView([up(B)])
+    assert r.route(bundle("b1", size=8_000), view, 0) == Forward(("to-B",))
+    # 2,000 bytes of the contact are left: the engine sends a first fragment that fits
+    assert r.route(bundle("b2", size=8_000), view, 0) == Forward(("to-B",), volume=2_000)
+    # no room at all: wait for the contact's end
+    assert r.route(bundle("b3", size=2_000), view, 0) == Forward(("to-B",))
+    assert r.route(bundle("b4", size=500), view, 0) == Wait(until=10_000)
 
 
 def test_booked_out_with_a_later_contact_waits_for_its_start() -> None:
