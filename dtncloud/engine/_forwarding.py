@@ -146,14 +146,21 @@ class ForwardingMixin(AgentBase):
                 del self._flights_of[flight.bundle_id]
         return flight
 
-    def _on_transmitted(self, event: inp.TransmissionSucceeded, now: int) -> None:
-        flight = self._end_flight(event.transmission)
+    def _flight_ended(self, transmission: int) -> tuple[_Flight, BundleMeta, LinkInfo] | None:
+        """The transmission, its bundle (if still held) and its link (even if it is down)."""
+        flight = self._end_flight(transmission)
         if flight is None:
-            return
+            return None
         meta = self._bundles.get(flight.bundle_id)
         if meta is None:
+            return None
+        return flight, meta, self._links.get(flight.link_id) or LinkInfo(flight.link_id, None)
+
+    def _on_transmitted(self, event: inp.TransmissionSucceeded, now: int) -> None:
+        ended = self._flight_ended(event.transmission)
+        if ended is None:
             return
-        link = self._links.get(flight.link_id) or LinkInfo(flight.link_id, None)
+        flight, meta, link = ended
         state = self.router.on_transmitted(meta, link, self._view, now)
         if state != meta.routing:
             meta = replace(meta, routing=state)
@@ -173,13 +180,10 @@ class ForwardingMixin(AgentBase):
             self._release(meta, Retention.FORWARD_PENDING, R.NO_ADDITIONAL_INFORMATION, now)
 
     def _on_transmit_failed(self, event: inp.TransmissionFailed, now: int) -> None:
-        flight = self._end_flight(event.transmission)
-        if flight is None:
+        ended = self._flight_ended(event.transmission)
+        if ended is None:
             return
-        meta = self._bundles.get(flight.bundle_id)
-        if meta is None:
-            return
-        link = self._links.get(flight.link_id) or LinkInfo(flight.link_id, None)
+        _, meta, link = ended
         self.router.on_transmit_failed(meta, link, self._view, now)
         if (
             self.config.reactive_fragmentation
