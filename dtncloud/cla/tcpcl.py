@@ -87,6 +87,9 @@ class TcpclOptions:
     spool_dir: Path | None = None
     spool_threshold: int = DEFAULT_SPOOL_THRESHOLD
     max_sessions: int = 256
+    #: hand the node what a broken incoming transfer delivered (``ReceivedBundle.partial``),
+    #: for reactive fragmentation; pair it with the engine's ``reactive_fragmentation``
+    keep_partial: bool = False
 
     def __post_init__(self) -> None:
         if self.version not in (3, 4):

@@ -12,12 +12,12 @@ import contextlib
 import logging
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from dtncloud.bpv7 import peek_bundle_id
 from dtncloud.cla import tls as tlsmod
 from dtncloud.cla.base import Link, Outgoing, ReceivedBundle, outgoing_length
-from dtncloud.cla.spool import IncomingTransfer
+from dtncloud.cla.spool import IncomingTransfer, remove_spool_file
 from dtncloud.cla.stream import ChunkStream
 from dtncloud.errors import (
     ConnectError,
@@ -66,6 +66,24 @@ def loop_ms() -> int:
     return int(asyncio.get_running_loop().time() * 1000)
 
 
+class _SessionSink:
+    """Lets the stream read straight into the session's receive buffer (no copy)."""
+
+    __slots__ = ("link",)
+
+    def __init__(self, link: TcpclLink) -> None:
+        self.link = link
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.link.session.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        link = self.link
+        link._tls_just_started = False
+        link.stats.bytes_received += nbytes
+        link.session.buffer_updated(nbytes, loop_ms())
+
+
 class TcpclLink(Link):
     """A TCPCL session with one peer, usable for many bundles in turn (or pipelined)."""
 
@@ -96,6 +114,7 @@ class TcpclLink(Link):
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._acknowledged: dict[int, int] = {}
         self._incoming: dict[int, IncomingTransfer] = {}
+        self._partial_tasks: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
@@ -108,6 +127,8 @@ class TcpclLink(Link):
         )
         self._delivery_task: asyncio.Task[None] | None = None
         self._closing = False
+        #: Segment data is being written by sendfile: the session's output must wait.
+        self._raw_writing = False
         stream.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
 
     # --- Link interface ---------------------------------------------------------------
@@ -202,16 +223,52 @@ class TcpclLink(Link):
     async def _send_file(self, transfer_id: int, path: Path, length: int) -> None:
         with open(path, "rb") as source:
             sent = 0
+            # Straight from the file to the socket where possible (no TLS): the data never
+            # passes through this process.
+            copy_free = not self.session.tls
             while True:
-                chunk = source.read(min(self.session.max_segment_size, length - sent))
-                if not chunk and length:
-                    raise OSError(f"{path} ended after {sent} of {length} bytes")
-                sent += len(chunk)
-                end = sent >= length
-                self.session.send_segment(transfer_id, chunk, loop_ms(), end=end)
+                size = min(self.session.max_segment_size, length - sent)
+                end = sent + size >= length
+                if copy_free and size:
+                    self.session.send_segment_header(transfer_id, size, loop_ms(), end=end)
+                    self._flush()
+                    copy_free = await self._send_raw(source, sent, size)
+                    self._flush()
+                else:
+                    chunk = source.read(size)
+                    if not chunk and length:
+                        raise OSError(f"{path} ended after {sent} of {length} bytes")
+                    size = len(chunk)
+                    end = sent + size >= length
+                    self.session.send_segment(transfer_id, chunk, loop_ms(), end=end)
+                sent += size
                 await self._flush_and_drain()
                 if end:
                     return
+
+    async def _send_raw(self, source: BinaryIO, offset: int, size: int) -> bool:
+        """Write ``size`` bytes of ``source`` from ``offset`` to the connection, after the
+        segment header just flushed; returns whether ``sendfile`` may be used again."""
+        self._raw_writing = True
+        try:
+            try:
+                sent = await self._stream.sendfile(source, offset, size)
+            except asyncio.SendfileNotAvailableError:
+                source.seek(offset)
+                data = source.read(size)
+                if len(data) == size:
+                    self._stream.write(data)
+                    source.seek(offset + size)
+                    return False
+                sent = len(data)
+            if sent < size:
+                raise OSError(
+                    f"the file ended after {offset + sent} bytes; {offset + size} expected"
+                )
+            source.seek(offset + size)
+            return True
+        finally:
+            self._raw_writing = False
 
     async def close(self) -> None:
         """End the session with SESS_TERM; open transfers may finish first."""
@@ -255,16 +312,18 @@ class TcpclLink(Link):
                 header = await self._stream.readexactly(6)
                 self.session.receive_data(header, loop_ms())
                 await self._process_events()
+            # Contact headers and TLS are behind us: from now on the socket is read straight
+            # into the session's buffer, and each read's events are handled before the next.
+            for chunk in self._stream.set_sink(_SessionSink(self)):
+                self._tls_just_started = False
+                self.stats.bytes_received += len(chunk)
+                self.session.receive_data(chunk, loop_ms())
+            await self._process_events()
             while not self.session.closed:
-                data = await self._stream.read()
-                if not data:
+                if not await self._stream.wait():
                     if self._tls_just_started:
                         self._close_reason = _REFUSED_AFTER_TLS
                     self.session.connection_lost(loop_ms())
-                else:
-                    self._tls_just_started = False
-                    self.stats.bytes_received += len(data)
-                    self.session.receive_data(data, loop_ms())
                 await self._process_events()
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             self._close_reason = f"connection lost: {exc or type(exc).__name__}"
@@ -291,7 +350,7 @@ class TcpclLink(Link):
         if self._timer is not None:
             self._timer.cancel()
         for transfer in self._incoming.values():
-            transfer.discard()
+            self._partial(transfer)
         self._incoming.clear()
         # Complete bundles still queued for the node are handed over all the same: a TCPCLv3
         # peer without acknowledgements already counts them as delivered (and a TCPCLv4 peer
@@ -328,9 +387,10 @@ class TcpclLink(Link):
     # --- bytes out and the timer --------------------------------------------------------
 
     def _flush(self) -> None:
-        data = self.session.data_to_send()
-        if data and not self._stream.is_closing():
-            self._stream.write(data)
+        if not self._raw_writing:  # else it goes out once the segment's data is out
+            data = self.session.data_to_send()
+            if data and not self._stream.is_closing():
+                self._stream.write(data)
         self._rearm()
 
     async def _flush_and_drain(self) -> None:
@@ -383,7 +443,7 @@ class TcpclLink(Link):
                 case IncomingTransferAborted():
                     transfer = self._incoming.pop(event.transfer_id, None)
                     if transfer is not None:
-                        transfer.discard()
+                        self._partial(transfer)
                 case ContactEstablished():
                     await self._on_contact(event)
                 case SessionEstablished():
@@ -505,6 +565,31 @@ class TcpclLink(Link):
             await self._deliver(transfer)
             self._flush()
 
+    def _partial(self, transfer: IncomingTransfer) -> None:
+        """A transfer that will not complete: its acknowledged bytes go to the node as a
+        partial bundle when the options say so (reactive fragmentation), else away."""
+        if not self.cla.options.keep_partial or transfer.length == 0:
+            transfer.discard()
+            return
+        task = asyncio.get_running_loop().create_task(self._deliver_partial(transfer))
+        self._partial_tasks.add(task)
+        task.add_done_callback(self._partial_tasks.discard)
+
+    async def _deliver_partial(self, transfer: IncomingTransfer) -> None:
+        try:
+            data, path = await transfer.finish()
+        except OSError:
+            transfer.discard()
+            return
+        received = ReceivedBundle(transfer.length, self, data=data, path=path, partial=True)
+        try:
+            await self.cla.events.bundle_received(received)
+        except Exception as exc:  # the sender was never told it arrived: nothing to answer
+            log.debug("%s: partial transfer not kept: %s", self.peer_address, exc)
+        finally:
+            if path is not None:
+                remove_spool_file(path, self.cla.spool_writer)
+
     def _refuse_incoming(
         self,
         transfer_id: int,
@@ -553,9 +638,9 @@ class TcpclLink(Link):
             self.stats.bundles_received += 1
             self.session.accept_transfer(transfer_id, loop_ms())
         finally:
+            self._flush()  # the final acknowledgement (or refusal) first, then the cleaning
             if path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                remove_spool_file(path, self.cla.spool_writer)
 
     def _on_succeeded(self, event: TransferSucceeded) -> None:
         self._acknowledged[event.transfer_id] = event.length

@@ -66,10 +66,14 @@ class SegmentReceived(Event):
     only). After an ``end`` segment the session holds back the final acknowledgement until
     the driver calls ``accept_transfer(transfer_id, now)`` (the bundle is now safely ours)
     or ``refuse_transfer(transfer_id, reason, now)``.
+
+    ``data`` is ``bytes`` or a read-only ``memoryview`` of the session's receive buffer
+    (TCPCLv4 hands out views, to spare copying megabytes; the buffer is not reused while a
+    view of it is alive). Take ``bytes(data)`` to keep it in a compact, hashable form.
     """
 
     transfer_id: int
-    data: bytes
+    data: bytes | memoryview
     start: bool
     end: bool
     total_length: int | None = None

@@ -114,11 +114,14 @@ class SessTerm:
 
 @dataclass(frozen=True, slots=True)
 class XferSegment:
-    """XFER_SEGMENT: flags (END, START), transfer ID, data and (START only) extensions."""
+    """XFER_SEGMENT: flags (END, START), transfer ID, data and (START only) extensions.
+
+    A parsed segment's ``data`` is a read-only memoryview of the reader's receive buffer.
+    """
 
     flags: int
     transfer_id: int
-    data: bytes
+    data: bytes | memoryview
     extensions: tuple[ExtensionItem, ...] = ()
 
     def encode(self) -> bytes:
@@ -251,6 +254,42 @@ def _read_extensions(
     return tuple(items)
 
 
+#: The smallest receive block (a session that carries small bundles needs no more).
+MIN_BLOCK = 64 * 1024
+#: The least free room a read is offered; with less, the reader moves on to another block.
+MIN_READ = 16 * 1024
+#: Used blocks kept for reuse, and the largest block kept (larger ones are left to the
+#: garbage collector once nothing refers to them).
+_SPARE_BLOCKS = 4
+_MAX_SPARE_BLOCK = 16 << 20
+#: Blocks up to this size are kept between transfers.
+_IDLE_BLOCK = 256 * 1024
+#: A block for a segment of this size or less has room for two of them.
+_DOUBLE_UP_TO = 8 << 20
+#: Room for the header of the segment after the one in a block (extensions aside).
+_HEAD_ROOM = 64
+
+
+def _block_size(length: int) -> int:
+    """The room to make for a segment of ``length`` bytes: with room for a second one like it
+    after it (up to a limit), and for the start of a read beyond."""
+    return (2 * length + _HEAD_ROOM if length <= _DOUBLE_UP_TO else length) + MIN_READ
+
+
+def _unshared(block: bytearray) -> bool:
+    """Whether no memoryview of ``block`` is alive, so that it may be overwritten.
+
+    A bytearray refuses to change size (BufferError) while a view of it exists; shrinking
+    by one byte and growing back stays within its allocation.
+    """
+    try:
+        del block[-1]
+    except BufferError:
+        return False
+    block.append(0)
+    return True
+
+
 class MessageReader:
     """Incremental TCPCLv4 parser with bounded buffering.
 
@@ -259,6 +298,13 @@ class MessageReader:
     XFER_SEGMENT as soon as its header (including extensions and data length) is complete,
     before any of its data is buffered; returning False skips the data. After
     :class:`BadMagic` or :class:`UnknownMessage` the reader ignores everything.
+
+    Received bytes go into blocks the reader owns: either copied in by :meth:`feed`, or
+    written there by the caller (:meth:`get_buffer`, then :meth:`buffer_updated`), as an
+    ``asyncio.BufferedProtocol`` does, which spares every copy. Each segment's data is laid
+    out contiguously, so an :class:`XferSegment` carries a read-only memoryview of the block
+    rather than a copy. A block is written again only once no view of it is left (whoever
+    keeps a segment's data keeps its block); until then the reader uses another one.
     """
 
     def __init__(
@@ -273,56 +319,134 @@ class MessageReader:
         self.max_extensions = max_extensions
         self.on_segment = on_segment
         self._expect_contact = expect_contact
-        self._buf = bytearray()
-        # Parsing runs over ``_data`` from ``_pos``: either the caller's chunk (no copy when
-        # whole messages arrive) or ``_buf`` holding a partial message across chunks.
-        self._data: bytes | bytearray | memoryview = self._buf
+        # The bytes received and not yet consumed are ``_block[_pos:_end]``.
+        self._block = bytearray()
         self._pos = 0
+        self._end = 0
+        self._spares: list[bytearray] = []
         self._dead = False
         self._skip = 0  # bytes of the current message still to discard
         self._skip_then_data = False  # after the skip, read a U64 length and skip that too
-        self._seg: tuple[int, int, tuple[ExtensionItem, ...]] | None = None
-        self._seg_parts: list[bytes | memoryview] = []
-        self._seg_remaining = 0
+        # The segment whose data is being received: flags, transfer ID, extensions, length.
+        # Its data starts at ``_pos`` and has room up to ``_pos + length`` in the block.
+        self._seg: tuple[int, int, tuple[ExtensionItem, ...], int] | None = None
+        self._last_length = 0  # of the last segment taken: the next is likely as long
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet consumed by a reported item."""
-        return len(self._data) - self._pos
+        return self._end - self._pos
 
+    # -- input ------------------------------------------------------------------------------
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Add received bytes (copied as needed before ``next()`` returns None)."""
+        """Add received bytes (copied: the caller may reuse ``data`` at once)."""
         if self._dead or not data:
             return
         if isinstance(data, memoryview) and (data.format != "B" or data.ndim != 1):
             data = data.cast("B")
-        if self._data is not self._buf:
-            self._stash()
-        elif self._pos:
-            del self._buf[: self._pos]
-            self._pos = 0
-        if self._buf:
-            self._buf += data
-        else:
-            self._data = data
+        size = len(data)
+        if len(self._block) - self._end < size:
+            self._relocate(max(self._end - self._pos + size, self._segment_room()))
+        end = self._end
+        self._block[end : end + size] = data
+        self._end = end + size
 
-    def _stash(self) -> None:
-        """Keep the unconsumed rest of the caller's chunk in our own buffer."""
-        if self._pos < len(self._data):
-            rest = memoryview(self._data)[self._pos :]
-            self._buf += rest
-            rest.release()
-        self._data = self._buf
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Writable room for the next received bytes; report them with :meth:`buffer_updated`.
+
+        The room is never empty; ``sizehint`` is ignored (the reader knows better how much it
+        can take without moving a segment's data).
+        """
+        if self._dead:
+            return memoryview(self._block)  # whatever arrives now is dropped
+        block = self._block
+        seg = self._seg
+        if seg is not None:
+            seg_end = self._pos + seg[3]
+            if self._end < seg_end and len(block) - seg_end < seg[3] + _HEAD_ROOM:
+                # A next segment as long would not fit after this one: stop the read at
+                # this segment's end, so that the next read starts afresh in another block
+                # instead of the next segment's first bytes being copied there.
+                return memoryview(block)[self._end : seg_end]
+            if len(block) - self._end >= MIN_READ:
+                return memoryview(block)[self._end :]
+        elif len(block) - self._end >= max(MIN_READ, self._last_length + _HEAD_ROOM):
+            return memoryview(block)[self._end :]
+        self._relocate(
+            max(
+                self._end - self._pos + MIN_READ,
+                _block_size(self._last_length),
+                self._segment_room(),
+            )
+        )
+        return memoryview(self._block)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` bytes were written at the start of the room :meth:`get_buffer` gave."""
+        if not self._dead:
+            self._end = min(self._end + nbytes, len(self._block))
+
+    def _segment_room(self) -> int:
+        """The room the segment being received needs from its data's start (0 if none)."""
+        seg = self._seg
+        return 0 if seg is None else seg[3]
+
+    def _relocate(self, need: int) -> None:
+        """Move the unconsumed bytes to the start of a block with room for ``need`` bytes
+        from there: this one if nothing refers to it any more, else another."""
+        block, pos, end = self._block, self._pos, self._end
+        kept = end - pos
+        if len(block) >= need and _unshared(block):
+            if pos:
+                block[:kept] = block[pos:end]
+        else:
+            fresh = self._take_spare(need)
+            if kept:
+                fresh[:kept] = memoryview(block)[pos:end]
+            if block:
+                self._retire(block)
+            self._block = fresh
         self._pos = 0
+        self._end = kept
+
+    def _take_spare(self, need: int) -> bytearray:
+        spares = self._spares
+        for index, block in enumerate(spares):
+            if len(block) >= need and _unshared(block):
+                del spares[index]
+                return block
+        size = max(MIN_BLOCK, need)
+        return bytearray(size)
+
+    def _retire(self, block: bytearray) -> None:
+        if len(block) > _MAX_SPARE_BLOCK:
+            return
+        spares = self._spares
+        spares.append(block)
+        if len(spares) > _SPARE_BLOCKS:
+            del spares[0]
+
+    def trim(self) -> None:
+        """Let go of the blocks a run of large segments needed (call it between transfers):
+        spare blocks are dropped, and a large block in use is swapped for a small one."""
+        if self._spares:
+            self._spares = []
+        if len(self._block) > _IDLE_BLOCK and self._seg is None:
+            kept = self._end - self._pos
+            fresh = bytearray(max(MIN_BLOCK, kept + MIN_READ))
+            if kept:
+                fresh[:kept] = memoryview(self._block)[self._pos : self._end]
+            self._block = fresh
+            self._pos = 0
+            self._end = kept
 
     def close(self) -> None:
         """Ignore all further input and drop what is buffered."""
         self._dead = True
-        self._buf.clear()
-        self._data = self._buf
-        self._pos = 0
+        self._block = bytearray(MIN_READ)  # only for get_buffer, which must offer room
+        self._spares = []
+        self._pos = self._end = 0
         self._seg = None
-        self._seg_parts = []
 
     def next(self) -> Item | None:
         """The next complete item, or None when more data is needed."""
@@ -331,67 +455,53 @@ class MessageReader:
                 if not self._advance_skip():
                     break
             elif self._seg is not None:
-                segment = self._collect()
-                if segment is None:
-                    break
-                return segment
+                return self._collect()
             else:
                 item = self._parse()
                 if item is not None:
                     return item
                 if self._seg is None:
                     break
-                # The header was read and the data spans chunks: collect what is here.
-        # Need more data: keep the rest in our own buffer, not in the caller's chunk.
-        if self._data is not self._buf:
-            if self._pos < len(self._data):
-                self._stash()
-            else:
-                self._data = self._buf
-                self._pos = 0
+                # The header was read and the data spans reads: wait for the rest.
+        if self._pos == self._end and self._pos and self._seg is None and _unshared(self._block):
+            self._pos = self._end = 0  # all consumed and nothing refers to it: start over
         return None
 
     # -- skipping and collecting segment data -----------------------------------------------
     def _advance_skip(self) -> bool:
-        """Discard skipped bytes; False if the chunk ran out first."""
-        data = self._data
+        """Discard skipped bytes; False if the received bytes ran out first."""
+        block, end = self._block, self._end
         if self._skip:
-            n = min(self._skip, len(data) - self._pos)
+            n = min(self._skip, end - self._pos)
             self._pos += n
             self._skip -= n
             if self._skip:
                 return False
         if self._skip_then_data:
-            if len(data) - self._pos < _U64.size:
+            if end - self._pos < _U64.size:
                 return False
             self._skip_then_data = False
-            self._skip = _U64.unpack_from(data, self._pos)[0]
+            self._skip = _U64.unpack_from(block, self._pos)[0]
             self._pos += _U64.size
         return True
 
     def _collect(self) -> XferSegment | None:
-        """Gather the data of a segment that spans chunks; the segment once complete."""
-        data, pos = self._data, self._pos
-        n = min(self._seg_remaining, len(data) - pos)
-        if n:
-            if type(data) is bytes:
-                # An immutable chunk can be referenced until the join: one copy in all.
-                self._seg_parts.append(memoryview(data)[pos : pos + n])
-            else:
-                self._seg_parts.append(_slice(data, pos, pos + n))
-            self._pos = pos + n
-            self._seg_remaining -= n
-        if self._seg_remaining or self._seg is None:
+        """The segment whose data spans reads, once all of it is in."""
+        seg = self._seg
+        assert seg is not None
+        flags, tid, exts, length = seg
+        pos = self._pos
+        if self._end - pos < length:
             return None
-        flags, tid, exts = self._seg
-        parts, self._seg, self._seg_parts = self._seg_parts, None, []
-        whole = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
-        return XferSegment(flags, tid, whole, exts)
+        self._seg = None
+        self._pos = pos + length
+        data = memoryview(self._block)[pos : pos + length].toreadonly()
+        return XferSegment(flags, tid, data, exts)
 
     # -- one message ------------------------------------------------------------------------
     def _parse(self) -> Item | None:
-        data, pos = self._data, self._pos
-        avail = len(data) - pos
+        data, pos = self._block, self._pos
+        avail = self._end - pos
         if not avail:
             return None
         if self._expect_contact:
@@ -427,10 +537,8 @@ class MessageReader:
         self._dead = True
         return UnknownMessage(kind)
 
-    def _parse_contact(
-        self, data: bytes | bytearray | memoryview, pos: int, avail: int
-    ) -> Item | None:
-        seen = _slice(data, pos, pos + min(avail, len(MAGIC)))
+    def _parse_contact(self, data: bytearray, pos: int, avail: int) -> Item | None:
+        seen = bytes(data[pos : pos + min(avail, len(MAGIC))])
         if seen != MAGIC[: len(seen)]:
             self._dead = True
             return BadMagic(seen)
@@ -441,16 +549,14 @@ class MessageReader:
         self._expect_contact = False
         return ContactHeader(version, flags)
 
-    def _parse_sess_init(
-        self, data: bytes | bytearray | memoryview, pos: int, avail: int
-    ) -> Item | None:
+    def _parse_sess_init(self, data: bytearray, pos: int, avail: int) -> Item | None:
         if avail < _SESS_INIT_SIZE:
             return None
         _, keepalive, seg_mru, xfer_mru, node_len = _SESS_INIT.unpack_from(data, pos)
         p = pos + _SESS_INIT_SIZE
         if avail < _SESS_INIT_SIZE + node_len + _U32.size:
             return None
-        node_raw = _slice(data, p, p + node_len)
+        node_raw = bytes(data[p : p + node_len])
         p += node_len
         ext_len = _U32.unpack_from(data, p)[0]
         p += _U32.size
@@ -458,7 +564,7 @@ class MessageReader:
             self._pos = p
             self._skip = ext_len
             return BadMessage(MessageType.SESS_INIT, f"session extensions of {ext_len} bytes")
-        if len(data) - p < ext_len:
+        if self._end - p < ext_len:
             return None
         self._pos = p + ext_len
         exts = _read_extensions(data, p, ext_len)
@@ -470,14 +576,12 @@ class MessageReader:
             return BadMessage(MessageType.SESS_INIT, "node ID is not UTF-8")
         return SessInit(keepalive, seg_mru, xfer_mru, node_id, exts)
 
-    def _parse_segment(
-        self, data: bytes | bytearray | memoryview, pos: int, avail: int
-    ) -> Item | None:
+    def _parse_segment(self, data: bytearray, pos: int, avail: int) -> Item | None:
         if avail < _SEG_HEAD_SIZE:
             return None
         _, flags, tid = _SEGMENT_HEAD.unpack_from(data, pos)
         p = pos + _SEG_HEAD_SIZE
-        end = len(data)
+        end = self._end
         exts: tuple[ExtensionItem, ...] | None = ()
         if flags & _START:
             if end - p < _U32.size:
@@ -508,10 +612,15 @@ class MessageReader:
         if not take or exts is None or length > self.max_segment:
             self._skip = length
             return SkippedSegment(flags, tid, length)
+        self._last_length = length
         if end - p >= length:
             self._pos = p + length
-            return XferSegment(flags, tid, _slice(data, p, p + length), exts)
-        # The data spans chunks: collect it (bounded by max_segment, checked above).
-        self._seg = (flags, tid, exts)
-        self._seg_remaining = length
+            return XferSegment(flags, tid, memoryview(data)[p : p + length].toreadonly(), exts)
+        # The data spans reads (bounded by max_segment, checked above): keep room for all of
+        # it right after what has come, moving that to another block if need be.
+        self._seg = (flags, tid, exts, length)
+        if len(data) - p < length:
+            # Room for this segment only: an announced length is not yet data (the next
+            # segments get room for two, once one like them has come).
+            self._relocate(length + MIN_READ)
         return None

@@ -239,6 +239,25 @@ class Session:
         self._reader.feed(data)
         self._pump()
 
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Writable room (never empty) where the driver may put received bytes itself, then
+        report them with :meth:`buffer_updated`: the copy-free way of :meth:`receive_data`,
+        shaped after ``asyncio.BufferedProtocol``.
+
+        Segment data received this way reaches :class:`SegmentReceived` without being copied.
+        """
+        return self._reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int, now: int) -> None:
+        """``nbytes`` bytes from the peer were written at the start of :meth:`get_buffer`'s
+        room; never raises because of what the peer sent."""
+        if self._state is _S.CLOSED or nbytes <= 0:
+            return
+        self._now = now
+        self._last_received = now
+        self._reader.buffer_updated(nbytes)
+        self._pump()
+
     def _pump(self) -> None:
         reader = self._reader
         handlers = self._handlers
@@ -612,6 +631,7 @@ class Session:
         if end:
             self._incoming = None
             self._awaiting_accept[tid] = (flags, received)
+            self._reader.trim()
         else:
             self._out.append(m.ACK.pack(_XFER_ACK, flags, tid, received))
             self._last_sent = self._now
@@ -718,6 +738,22 @@ class Session:
         self, transfer_id: int, data: bytes | memoryview, now: int, *, end: bool
     ) -> None:
         """Queue one XFER_SEGMENT of the open transfer ``transfer_id``."""
+        if type(data) is not bytes and not (isinstance(data, memoryview) and data.readonly):
+            data = bytes(data)  # the caller may reuse a mutable buffer
+        self._queue_segment(transfer_id, len(data), data, now, end)
+
+    def send_segment_header(self, transfer_id: int, length: int, now: int, *, end: bool) -> None:
+        """Queue the header of the next XFER_SEGMENT of ``transfer_id``, whose ``length`` data
+        bytes the driver writes to the connection itself (from a file, with ``sendfile``).
+
+        The driver must write those bytes right after what :meth:`data_to_send` returns now,
+        and write nothing :meth:`data_to_send` returns later until they are all out.
+        """
+        self._queue_segment(transfer_id, length, None, now, end)
+
+    def _queue_segment(
+        self, transfer_id: int, size: int, data: bytes | memoryview | None, now: int, end: bool
+    ) -> None:
         out = self._sending
         if out is None or out.id != transfer_id:
             refused = self._refused_out.get(transfer_id)
@@ -726,14 +762,11 @@ class Session:
                     f"the peer refused transfer {transfer_id}", reason=int(refused)
                 )
             raise LocalProtocolError(f"transfer {transfer_id} is not being sent")
-        size = len(data)
-        if size > self._max_segment:
+        if size > self._max_segment or size < 0:
             raise LocalProtocolError(f"segment of {size} bytes exceeds {self._max_segment}")
         sent = out.sent + size
         if sent > out.total or (end and sent != out.total):
             raise LocalProtocolError(f"segments must add up to {out.total} bytes, not {sent}")
-        if type(data) is not bytes and not (isinstance(data, memoryview) and data.readonly):
-            data = bytes(data)  # the caller may reuse a mutable buffer
         if not out.segments:
             if end:
                 head = m.SEGMENT_START_HEAD.pack(_XFER_SEGMENT, _START | _END, transfer_id, 0, size)
@@ -745,7 +778,7 @@ class Session:
             head = m.SEGMENT_HEAD.pack(_XFER_SEGMENT, _END if end else 0, transfer_id, size)
         self._now = now
         self._out.append(head)
-        if size:
+        if size and data is not None:
             self._out.append(data)
         self._last_sent = now
         out.sent = sent

@@ -104,6 +104,8 @@ _SHUTDOWN_FROM_WIRE: dict[int | None, SessTermReason] = {
 }
 _V3_REFUSE_CODES = frozenset(range(4))
 _RESOURCES = SessTermReason.RESOURCE_EXHAUSTION
+#: The room get_buffer offers.
+_SCRATCH = 256 * 1024
 
 
 def _immutable(data: bytes | memoryview) -> bytes | memoryview:
@@ -191,6 +193,7 @@ class SessionV3:
         self._piece_start = False
         self._awaiting: dict[int, None] = {}  # complete bundles awaiting accept/refuse, in order
         self._acks_out = AckQueue()
+        self._scratch: bytearray | None = None  # get_buffer's room, once asked for
         self._send(encode_contact_header(self._flags, config.keepalive_s, config.node_id), now)
 
     # -- properties ----------------------------------------------------------------------------
@@ -334,6 +337,20 @@ class SessionV3:
         elif pos:
             del rx[:pos]
 
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Writable room for received bytes, reported with :meth:`buffer_updated` (the
+        ``asyncio.BufferedProtocol`` way; here they are copied in as by :meth:`receive_data`)."""
+        if self._scratch is None:
+            self._scratch = bytearray(_SCRATCH)
+        return memoryview(self._scratch)
+
+    def buffer_updated(self, nbytes: int, now: int) -> None:
+        """``nbytes`` bytes from the peer were written at the start of :meth:`get_buffer`'s
+        room. Never raises for anything the peer sends."""
+        if self._scratch is not None and nbytes > 0:
+            with memoryview(self._scratch) as view:
+                self.receive_data(view[:nbytes], now)
+
     def connection_lost(self, now: int) -> None:
         """The TCP connection closed under us: report :class:`SessionClosed` (once)."""
         if self._state is SessionStateV3.CLOSED:
@@ -390,7 +407,18 @@ class SessionV3:
         """
         data = _immutable(data)
         self._check_segment(transfer_id, len(data), end)
-        self._queue_segment(data, now, end=end)
+        self._queue_segment(len(data), data, now, end=end)
+
+    def send_segment_header(self, transfer_id: int, length: int, now: int, *, end: bool) -> None:
+        """Queue the header of the next DATA_SEGMENT of ``transfer_id``, whose ``length`` data
+        bytes the driver writes to the connection itself (from a file, with ``sendfile``).
+
+        The driver must write those bytes right after what :meth:`data_to_send` returns now,
+        and write nothing :meth:`data_to_send` returns later until they are all out. The
+        checks are :meth:`send_segment`'s.
+        """
+        self._check_segment(transfer_id, length, end)
+        self._queue_segment(length, None, now, end=end)
 
     def send_bundle(self, data: bytes | memoryview, now: int) -> int:
         """Start a transfer and send all of ``data`` in segments of :attr:`max_segment_size`."""
@@ -402,7 +430,7 @@ class SessionV3:
             chunk = view[offset : offset + size]
             last = offset + size >= total
             self._check_segment(tid, len(chunk), last)
-            self._queue_segment(chunk, now, end=last)
+            self._queue_segment(len(chunk), chunk, now, end=last)
         return tid
 
     def accept_transfer(self, transfer_id: int, now: int) -> None:
@@ -671,11 +699,13 @@ class SessionV3:
         if end != (after == out.total):
             raise LocalProtocolError("end=True goes on the segment that completes the transfer")
 
-    def _queue_segment(self, data: bytes | memoryview, now: int, *, end: bool) -> None:
+    def _queue_segment(
+        self, length: int, data: bytes | memoryview | None, now: int, *, end: bool
+    ) -> None:
         out = self._out_queue[-1]
-        length = len(data)
         self._out.append(encode_data_segment_header(start=out.sent == 0, end=end, length=length))
-        self._out.append(data)
+        if data is not None:
+            self._out.append(data)
         self._last_sent = now
         out.sent += length
         if end and not self._acks:

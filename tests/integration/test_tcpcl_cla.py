@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from dtncloud.bpv7 import Bundle, encode_bundle
+from dtncloud.cla import tcpcl_link
 from dtncloud.cla.certs import make_ca, make_node_certificate, write_pem_files
 from dtncloud.cla.tcpcl import TcpclConvergenceLayer, TcpclOptions
 from dtncloud.cla.tls import TlsConfig
@@ -170,6 +171,110 @@ def test_a_peer_that_vanishes_mid_transfer_reports_what_it_acknowledged(tmp_path
             server.close()
 
     run(body)
+
+
+def test_a_peer_that_vanishes_mid_file_transfer_reports_what_it_acknowledged(
+    tmp_path: Path,
+) -> None:
+    """As above, with the bundle sent from a file (with sendfile): no hang, a LinkDown."""
+    source = tmp_path / "bundle"
+    source.write_bytes(bundle_bytes(2_000_000))
+
+    async def body() -> None:
+        got: list[int] = []
+
+        async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            loop = asyncio.get_running_loop()
+            session = Session(Role.PASSIVE, SessionConfig(node_id="ipn:9.0", segment_mru=100_000),
+                              int(loop.time() * 1000))  # fmt: skip
+            while chunk := await reader.read(65536):
+                session.receive_data(chunk, int(loop.time() * 1000))
+                while (event := session.next_event()) is not None:
+                    if isinstance(event, SegmentReceived):
+                        got.append(len(event.data))
+                writer.write(session.data_to_send())
+                if len(got) >= 3:
+                    await writer.drain()
+                    writer.transport.abort()
+                    return
+
+        server = await asyncio.start_server(peer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        tx = sender(Recorder(), tmp_path)
+        await tx.start()
+        try:
+            link = await tx.connect(f"127.0.0.1:{port}")
+            with pytest.raises(LinkDown) as info:
+                await link.send(source)
+            assert info.value.acknowledged % 100_000 == 0
+            assert 0 < info.value.acknowledged <= sum(got) < source.stat().st_size
+        finally:
+            await tx.stop()
+            server.close()
+
+    run(body, timeout=30)
+
+
+def test_a_file_shorter_than_announced_ends_the_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that shrank after its length was taken: the peer was promised bytes that will
+    never come, so the session is dropped and the send fails; the next send reconnects."""
+    source = tmp_path / "bundle"
+    source.write_bytes(bundle_bytes(300_000))
+    real = source.stat().st_size
+    monkeypatch.setattr(tcpcl_link, "outgoing_length", lambda bundle: real + 1000)
+
+    async def body() -> None:
+        rx_events = Recorder()
+        rx = listener(rx_events, tmp_path, segment_mru=100_000)
+        tx = sender(Recorder(), tmp_path)
+        async with started(rx, tx):
+            link = await tx.connect(f"127.0.0.1:{rx.port}")
+            with pytest.raises(LinkDown, match="sending failed halfway"):
+                await link.send(source)
+            await asyncio.wait_for(link.wait_closed(), 5)
+            assert not link.is_up and rx_events.received.empty()
+
+    run(body, timeout=30)
+
+
+@pytest.mark.parametrize("use_tls", [False, True])
+def test_files_cross_in_both_directions_at_once(tmp_path: Path, pki: Any, use_tls: bool) -> None:
+    """Each side sends a file larger than what the sockets hold, with segments larger still,
+    at the same time over one session: neither may stop reading while it sends."""
+    size = 24 << 20
+    files = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.bundle"
+        with open(path, "wb") as handle:
+            for index in range(size >> 20):
+                handle.write(bytes([index + ord(name)]) * (1 << 20))
+        files.append(path)
+    options: dict[str, Any] = {"segment_mru": 8 << 20, "max_segment_size": 8 << 20,
+                               "transfer_mru": 1 << 30}  # fmt: skip
+
+    async def body() -> None:
+        rx_events, tx_events = Recorder(), Recorder()
+        rx = listener(
+            rx_events, tmp_path, **options, **({"tls": tls(pki, "node2")} if use_tls else {})
+        )
+        tx = sender(
+            tx_events, tmp_path, **options, **({"tls": tls(pki, "node1")} if use_tls else {})
+        )
+        async with started(rx, tx):
+            link = await tx.connect(f"127.0.0.1:{rx.port}")
+            await rx_events.came_up.wait()
+            back = rx_events.ups[0]
+            for end in (link, back):
+                sock = end._stream.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+            await asyncio.gather(link.send(files[0]), back.send(files[1]))
+            assert await rx_events.received.get() == files[0].read_bytes()
+            assert await tx_events.received.get() == files[1].read_bytes()
+
+    run(body, timeout=60)
 
 
 def test_many_concurrent_sessions_to_one_listener(tmp_path: Path) -> None:

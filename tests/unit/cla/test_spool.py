@@ -4,12 +4,19 @@ inline or by a SpoolWriter thread."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dtncloud.cla.spool import MAX_PENDING_BYTES, PREFIX_SIZE, IncomingTransfer, SpoolWriter
+from dtncloud.cla.spool import (
+    MAX_PENDING_BYTES,
+    PREFIX_SIZE,
+    IncomingTransfer,
+    SpoolWriter,
+    remove_spool_file,
+)
 
 
 @pytest.fixture(params=["inline", "thread"])
@@ -99,4 +106,74 @@ def test_a_failing_write_surfaces_as_oserror(tmp_path: Path) -> None:
             feed(transfer, b"z" * 100)
             finish(transfer)
     finally:
+        writer.close()
+
+
+def test_a_left_behind_spool_file_is_removed_off_the_loop(
+    tmp_path: Path, writer: SpoolWriter | None
+) -> None:
+    gone, moved = tmp_path / "left-behind", tmp_path / "taken-over"
+    gone.write_bytes(b"x")
+    remove_spool_file(gone, writer)
+    remove_spool_file(moved, writer)  # the node moved it away: nothing to do, no error
+    if writer is not None:
+        writer.close()  # the removal runs on the writer thread
+        remove_spool_file(tmp_path / "after-close", writer)  # a closed writer: done here
+    assert not gone.exists()
+
+
+def test_segment_views_are_written_as_they_are(tmp_path: Path, writer: SpoolWriter | None) -> None:
+    block = bytearray(b"abcdefgh" * 1000)
+    transfer = IncomingTransfer(6, tmp_path, threshold=10, expected_length=8000, writer=writer)
+    feed(transfer, *(memoryview(block)[i : i + 1000].toreadonly() for i in range(0, 8000, 1000)))
+    _, path = finish(transfer)
+    assert path is not None and path.read_bytes() == bytes(block)
+
+
+def test_writes_queued_behind_a_busy_thread_go_out_in_order(tmp_path: Path) -> None:
+    """Two transfers' writes interleaved while the thread is busy: each file gets its own, in
+    order (the thread joins consecutive writes of one file into one writev)."""
+    writer = SpoolWriter()
+    gate = threading.Event()
+    try:
+        a = IncomingTransfer(7, tmp_path, threshold=10, expected_length=100, writer=writer)
+        b = IncomingTransfer(8, tmp_path, threshold=10, expected_length=100, writer=writer)
+        writer.submit(gate.wait)
+        chunks = [bytes([i]) * (1000 + i) for i in range(12)]
+        for index, chunk in enumerate(chunks):
+            target = a if index % 3 else b
+            feed(target, chunk)
+        gate.set()
+        (_, path_a), (_, path_b) = finish(a), finish(b)
+        assert path_a is not None and path_b is not None
+        assert path_a.read_bytes() == b"".join(c for i, c in enumerate(chunks) if i % 3)
+        assert path_b.read_bytes() == b"".join(c for i, c in enumerate(chunks) if not i % 3)
+    finally:
+        gate.set()
+        writer.close()
+
+
+def test_append_waits_for_the_thread_beyond_the_pending_limit(tmp_path: Path) -> None:
+    writer = SpoolWriter()
+    gate = threading.Event()
+    try:
+        transfer = IncomingTransfer(9, tmp_path, threshold=10, expected_length=100, writer=writer)
+        writer.submit(gate.wait)
+        chunk = bytes(1 << 20)
+
+        async def main() -> None:
+            for _ in range(MAX_PENDING_BYTES >> 20):
+                await transfer.append(chunk)  # within the limit: no waiting
+            blocked = asyncio.create_task(transfer.append(chunk))
+            await asyncio.sleep(0.05)
+            assert not blocked.done()
+            gate.set()
+            await asyncio.wait_for(blocked, 5)
+            await transfer.finish()
+
+        asyncio.run(main())
+        assert transfer.path is not None
+        assert transfer.path.stat().st_size == MAX_PENDING_BYTES + len(chunk)
+    finally:
+        gate.set()
         writer.close()

@@ -352,3 +352,96 @@ def test_close_drops_everything() -> None:
     assert reader.buffered == 0
     reader.feed(Keepalive().encode())
     assert reader.next() is None
+
+
+# --- reading into the reader's own blocks (get_buffer / buffer_updated) --------------------
+def parse_into(reader: MessageReader, data: bytes, steps: list[int]) -> list[Item]:
+    """Like a BufferedProtocol: write up to each step's bytes into the room offered."""
+    items: list[Item] = []
+    offset = 0
+    turn = 0
+    while offset < len(data):
+        room = reader.get_buffer(-1)
+        assert len(room) > 0 and not room.readonly
+        size = min(len(room), steps[turn % len(steps)], len(data) - offset)
+        room[:size] = data[offset : offset + size]
+        del room
+        reader.buffer_updated(size)
+        offset += size
+        turn += 1
+        while (item := reader.next()) is not None:
+            items.append(item)
+    return items
+
+
+def bulk_stream(segments: int, length: int) -> bytes:
+    parts = [XferSegment(2, 5, bytes([0]) * length, ()).encode()]
+    parts += [XferSegment(0, 5, bytes([i % 251]) * length).encode() for i in range(1, segments)]
+    return b"".join([*parts, XferAck(3, 1, 10).encode()])
+
+
+@pytest.mark.parametrize("steps", [[1], [7, 1000, 3], [65536], [1 << 22]])
+def test_reading_into_the_reader_gives_what_feeding_gives(steps: list[int]) -> None:
+    cases = [c for c in VECTORS if fields(c.values[0])["type"] != "CONTACT_HEADER"]
+    stream = b"".join(bytes.fromhex(c.values[0]["hex"]) for c in cases)
+    stream += bulk_stream(5, 300_000 if min(steps) > 1 else 2_000)
+    expected = parse_all(MessageReader(max_segment=MRU), stream)
+    assert parse_into(MessageReader(max_segment=MRU), stream, steps) == expected
+
+
+def test_segment_data_is_a_read_only_view_that_later_reads_never_overwrite() -> None:
+    reader = MessageReader(max_segment=MRU)
+    stream = bulk_stream(40, 100_000)
+    held = [item for item in parse_into(reader, stream, [70_000]) if isinstance(item, XferSegment)]
+    assert all(isinstance(item.data, memoryview) and item.data.readonly for item in held)
+    assert [bytes(item.data[:1]) for item in held] == [bytes([i % 251]) for i in range(40)]
+    assert all(bytes(item.data) == bytes(item.data[:1]) * 100_000 for item in held)
+
+
+def test_blocks_are_reused_once_nothing_refers_to_them() -> None:
+    reader = MessageReader(max_segment=MRU)
+    stream = bulk_stream(8, MRU)
+    tracemalloc.start()
+    try:
+        for _ in range(8):  # 64 MiB through, each segment dropped once parsed
+            assert len(parse_into(reader, stream, [300_000])) == 9
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * MRU
+
+
+def test_a_segment_the_caller_keeps_keeps_its_block_and_only_that() -> None:
+    reader = MessageReader(max_segment=MRU)
+    first = parse_into(reader, bulk_stream(1, MRU), [MRU])[0]
+    assert isinstance(first, XferSegment)
+    kept = bytes(first.data)
+    for _ in range(4):
+        parse_into(reader, bulk_stream(4, MRU), [200_000])
+    assert first.data == kept
+
+
+def test_trim_swaps_a_large_block_for_a_small_one() -> None:
+    reader = MessageReader(max_segment=MRU)
+    stream = bulk_stream(4, MRU)
+    assert len(parse_into(reader, stream[:-16], [MRU])) == 4  # and 2 bytes of an XFER_ACK
+    assert len(reader._block) > MRU
+    reader.trim()
+    assert len(reader._block) < MRU // 4 and not reader._spares
+    assert parse_into(reader, stream[-16:], [MRU]) == [XferAck(3, 1, 10)]
+
+
+def test_hostile_lengths_allocate_nothing_through_get_buffer() -> None:
+    filler = bytes(1 << 16)
+    tracemalloc.start()
+    try:
+        for data in HOSTILE.values():
+            reader = MessageReader(max_segment=MRU)
+            parse_into(reader, data, [1 << 16])
+            for _ in range(16):
+                assert parse_into(reader, filler, [1 << 16]) == []
+            assert reader.buffered == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 300_000
