@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import OrderedDict, deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from sys import intern
 
 from dtncloud.bpv6.bundle import Bundle as BundleV6
@@ -63,6 +63,9 @@ class _Pending:
     custody_v6: BundleV6 | None = None
     #: the bundle this fragment is the unacknowledged rest of, let go once it is stored
     replaces: str | None = None
+    #: receipts (and custody requests) of copies that came while this one was being stored:
+    #: answered as this one is, never before it is stored
+    duplicates: list[tuple[object, tuple[str, int] | None]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -102,7 +105,8 @@ class AgentBase:
         self._handed_over: set[str] = set()
         # bundles being cut into fragments, and the pieces of each not yet stored
         self._cutting: set[str] = set()
-        self._cut_pieces: dict[str, set[str]] = {}
+        # bundle ID -> (all its pieces, those not stored yet)
+        self._cut_pieces: dict[str, tuple[frozenset[str], set[str]]] = {}
         # bundle IDs let go of recently, with their expiry, to recognise duplicates
         self._seen: OrderedDict[str, int] = OrderedDict()
         self._deliveries = DeliveryBook()

@@ -35,24 +35,10 @@ class ForwardingMixin(AgentBase):
         if isinstance(decision, Forward):
             if (
                 decision.volume is not None
-                and decision.volume < meta.size
-                and len(decision.links) == 1
                 and not flying
-                and meta.protocol == 7
-                and not meta.flags & _MUST_NOT_FRAGMENT
+                and len(decision.links) == 1
+                and self._too_big_for(meta, decision.links[0], decision.volume, now)
             ):
-                # RFC 9171 5.8: the contact takes only part of it; send a first fragment
-                # that fits and keep the rest for a later contact.
-                # What sending adds (previous node block, hop count and age growth, a BPDU
-                # under custody) must fit too.
-                allowance = 32 + 3 * len(self._node)
-                if decision.volume > allowance + 64:
-                    self._cutting.add(meta.bundle_id)
-                    self._actions.append(
-                        act.Refragment(meta.bundle_id, first_size=decision.volume - allowance)
-                    )
-                else:  # too little room to be worth a fragment: wait for a later contact
-                    heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
                 return
             if meta.bundle_id in self._handed_over:
                 return  # its last copy has gone; it is let go when the others end
@@ -64,9 +50,41 @@ class ForwardingMixin(AgentBase):
                     self._transmit(meta, link_id, decision.keep_copy, now)
         elif isinstance(decision, Wait):
             if decision.until is not None:
-                heapq.heappush(self._wakeups, (max(decision.until, now), meta.bundle_id))
+                # never at ``now`` itself: the bundle was just asked about
+                heapq.heappush(self._wakeups, (max(decision.until, now + 1), meta.bundle_id))
         elif isinstance(decision, Drop):
             self._delete(meta, decision.reason, now)
+
+    def _sent_size(self, meta: BundleMeta, peer: str | None, custody: bool) -> int:
+        """A safe estimate of what one transmission of ``meta`` puts on the wire: the stored
+        bundle, the blocks sending adds or grows (previous node, hop count, age, routing
+        block), and the BPDU around it under custody."""
+        size = meta.size + 48 + 3 * len(self._node)
+        if custody:
+            size += 64 + 2 * len(self._node) + 2 * len(peer or "")
+        return size
+
+    def _too_big_for(self, meta: BundleMeta, link_id: str, volume: int, now: int) -> bool:
+        """Proactive fragmentation (RFC 9171 5.8): a contact that can carry only ``volume``
+        more bytes. A bundle too big for it is cut, the first fragment sized to fit (it is
+        routed again once stored), or, if it cannot be cut, waits for another contact.
+        Returns whether the bundle stays here for now."""
+        link = self._links.get(link_id)
+        peer = None if link is None else link.peer_node
+        needed = self._sent_size(meta, peer, self._custodian.enabled)
+        if needed <= volume:
+            return False
+        overhead = needed - meta.size
+        if (
+            meta.protocol == 7
+            and not meta.flags & _MUST_NOT_FRAGMENT
+            and volume - overhead > 64  # room for the first fragment's blocks and payload
+        ):
+            self._cutting.add(meta.bundle_id)
+            self._actions.append(act.Refragment(meta.bundle_id, first_size=volume - overhead))
+        else:
+            heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
+        return True
 
     def _route_all_for_links(self, now: int) -> None:
         """Offer every waiting bundle to the links that are up (after a routing message
@@ -86,21 +104,33 @@ class ForwardingMixin(AgentBase):
         link = self._links.get(link_id)
         if link is None:
             return
-        transmission = self._next_transmission
-        self._next_transmission += 1
-        self._flights[transmission] = _Flight(meta.bundle_id, link_id, keep_copy)
-        self._flights_of.setdefault(meta.bundle_id, []).append(transmission)
-        max_size = link.max_bundle_size
-        if max_size is not None and max_size >= meta.size:
-            max_size = None
+        limit = link.max_bundle_size
+        if limit is not None and meta.protocol == 6 and meta.size > limit:
+            return  # BPv6 bundles are sent as they are: this link cannot take it
+        custody = link.peer_node is not None and self._custodian.wants(meta, link)
+        if custody and limit is not None and self._sent_size(meta, link.peer_node, True) > limit:
+            custody = False  # fragments go without custody: one ID covers one whole bundle
+        if (
+            limit is not None
+            and meta.flags & _MUST_NOT_FRAGMENT
+            and self._sent_size(meta, link.peer_node, custody) > limit
+        ):
+            return  # it cannot be cut to fit this link: another link or contact may take it
         bibe = None
-        if link.peer_node is not None and self._custodian.wants(meta, link, max_size is not None):
+        if custody and link.peer_node is not None:
             bibe = self._under_custody(meta, link.peer_node, now)
         elif meta.protocol == 6 and meta.retention & Retention.CUSTODY_ACCEPTED:
             # RFC 5050: this node is the bundle's custodian until a signal releases it;
             # the ledger's deadline brings it back if none comes.
             self._custodian.ledger.send(meta.bundle_id, "", now)
             self._update(replace(meta, custody=self._custodian.ledger.state_of(meta.bundle_id)))
+        # With a limit, render() cuts what it finally sends into fragments that fit, should
+        # the blocks it adds make the bundle too big (and only then).
+        max_size = None if bibe is not None else limit
+        transmission = self._next_transmission
+        self._next_transmission += 1
+        self._flights[transmission] = _Flight(meta.bundle_id, link_id, keep_copy)
+        self._flights_of.setdefault(meta.bundle_id, []).append(transmission)
         plan = TransmitPlan(
             node_id=self._node,
             received_at=meta.received_at,

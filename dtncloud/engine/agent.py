@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
+from hashlib import blake2b
 from typing import Any
 
 from dtncloud.bpv6.admin import CustodySignalReason
@@ -56,7 +57,7 @@ from dtncloud.errors import (
 from dtncloud.routing.base import node_of
 from dtncloud.store.base import BundleMeta, Retention
 
-__all__ = ["STATE_KEYS", "BundleProtocolAgent"]
+__all__ = ["STATE_KEYS", "BundleProtocolAgent", "index_key"]
 
 R = StatusReportReason
 
@@ -114,13 +115,14 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             meta = self._bundles.get(bundle_id)
             if meta is not None and meta.expires_at == expires_at:
                 self._delete(meta, R.LIFETIME_EXPIRED, now)
+        # The router's clock first, so that what is routed below sees its state at ``now``.
+        router_timer = self.router.get_timer()
+        if router_timer is not None and router_timer <= now:
+            self.router.handle_timer(now)
         due: list[str] = []
         while self._wakeups and self._wakeups[0][0] <= now:
             due.append(heapq.heappop(self._wakeups)[1])
         self._custody_timers(now)
-        router_timer = self.router.get_timer()
-        if router_timer is not None and router_timer <= now:
-            self.router.handle_timer(now)
         for bundle_id in dict.fromkeys(due):
             meta = self._bundles.get(bundle_id)
             if meta is not None:
@@ -130,7 +132,7 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         """Rebuild the index from what a store holds (a node starting again). Bundles that
         expired meanwhile are deleted; the rest are routed or delivered again as links and
         applications come."""
-        self._stamps.restore(state.get(CreationStamps.KEY))
+        self._actions.append(self._stamps.restore(state.get(CreationStamps.KEY)))
         bundles = list(bundles)
         self._custodian.restore(state, bundles)
         for meta in bundles:
@@ -192,12 +194,14 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         """Take a decoded bundle (RFC 9171 5.6). ``custody`` is the (custodian,
         transmission ID) of the BPDU it came in, answered with a custody signal."""
         primary = bundle.primary
-        bundle_id = str(bundle.id)
-        if bundle_id in self._bundles or bundle_id in self._pending or bundle_id in self._seen:
-            self.listener.bundle_duplicate(bundle_id, now)
-            self._ack(receipt, True)
-            if custody is not None:
-                self._custody_answer(custody, CustodyDisposition.REDUNDANT_RECEPTION, now)
+        bundle_id = self._key(bundle, data)
+        if self._duplicate(bundle_id, receipt, custody, now):
+            return
+        if primary.source.is_none and primary.is_fragment:
+            # RFC 9171 4.2.3: an anonymous bundle must not be fragmented
+            self._refuse(
+                receipt, bundle, R.BLOCK_UNINTELLIGIBLE, "anonymous fragment", now, custody
+            )
             return
         created = primary.creation_time or now - (bundle.bundle_age or 0)
         expires_at = created + primary.lifetime
@@ -250,6 +254,27 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         if custody is not None:
             self._pending[bundle_id].custody = custody
 
+    def _duplicate(
+        self, bundle_id: str, receipt: object, custody: tuple[str, int] | None, now: int
+    ) -> bool:
+        """Whether ``bundle_id`` is held, being stored or let go recently; if so the copy is
+        answered (at once, or once the first copy's storing is settled)."""
+        pending = self._pending.get(bundle_id)
+        if pending is not None:
+            self.listener.bundle_duplicate(bundle_id, now)
+            pending.duplicates.append((receipt, custody))
+            return True
+        if bundle_id in self._bundles or bundle_id in self._seen:
+            self.listener.bundle_duplicate(bundle_id, now)
+            self._ack(receipt, True)
+            if custody is not None:
+                self._custody_answer(custody, CustodyDisposition.REDUNDANT_RECEPTION, now)
+            return True
+        return False
+
+    def _key(self, bundle: Bundle, data: bytes | None) -> str:
+        return index_key(bundle, data)
+
     def _receive_prefix(self, event: inp.BundleReceived, now: int) -> None:
         """What a broken transfer delivered becomes a fragment, if it reaches into the
         payload (reactive fragmentation, RFC 9171 5.8)."""
@@ -266,32 +291,59 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
 
     def _on_refragmented(self, event: inp.Refragmented, now: int) -> None:
         """The pieces of a cut bundle are stored as bundles of their own; the bundle is let
-        go once they all are (a crash in between leaves the bundle, never less)."""
-        self._cutting.discard(event.bundle_id)
+        go once they all are (a crash in between leaves the bundle, never less). Until then
+        it is not routed, so it is not cut twice."""
         original = self._bundles.get(event.bundle_id)
-        if original is None:
-            return
+        if original is None or event.bundle_id in self._cut_pieces:
+            return  # gone meanwhile, or a cut of it is already being stored
         try:
             pieces = [decode_bundle(p, max_size=max(len(p), 1)) for p in event.pieces]
         except BundleDecodeError:
             pieces = []
-        if not pieces:
-            heapq.heappush(self._wakeups, (now + self.config.retry_ms, original.bundle_id))
-            return
-        waiting = self._cut_pieces.setdefault(original.bundle_id, set())
-        for bundle, data in zip(pieces, event.pieces, strict=True):
+        waiting: set[str] = set()
+        for bundle, data in zip(pieces, event.pieces, strict=False):
+            key = str(bundle.id)
+            if key in self._bundles or key in self._pending:
+                continue  # this node holds that piece already
             meta = self._meta_for(
-                bundle,
-                str(bundle.id),
-                original.expires_at,
-                len(data),
-                now,
-                previous=original.previous_node,
+                bundle, key, original.expires_at, len(data), now, previous=original.previous_node
             )
             meta = replace(meta, received_at=original.received_at, routing=original.routing)
-            waiting.add(meta.bundle_id)
             self._persist(meta, data)
-            self._pending[meta.bundle_id].replaces = original.bundle_id
+            self._pending[key].replaces = original.bundle_id
+            waiting.add(key)
+        if waiting:
+            self._cut_pieces[original.bundle_id] = (frozenset(waiting), waiting)
+            return
+        self._cutting.discard(original.bundle_id)
+        if pieces:  # every piece was here already
+            self._delete(original, R.NO_ADDITIONAL_INFORMATION, now, report=False)
+        else:
+            heapq.heappush(self._wakeups, (now + self.config.retry_ms, original.bundle_id))
+
+    def _piece_stored(self, meta: BundleMeta, original_id: str, now: int) -> None:
+        cut = self._cut_pieces.get(original_id)
+        if cut is None:  # the cut was given up: this piece is not wanted
+            self._delete(meta, R.NO_ADDITIONAL_INFORMATION, now, report=False)
+            return
+        cut[1].discard(meta.bundle_id)
+        if not cut[1]:
+            del self._cut_pieces[original_id]
+            original = self._bundles.get(original_id)
+            if original is not None:
+                self._delete(original, R.NO_ADDITIONAL_INFORMATION, now, report=False)
+
+    def _piece_failed(self, original_id: str, now: int) -> None:
+        """A piece could not be stored: the cut is given up, the bundle stays whole."""
+        cut = self._cut_pieces.pop(original_id, None)
+        self._cutting.discard(original_id)
+        if cut is not None:
+            for piece_id in cut[0] - cut[1]:
+                piece = self._bundles.get(piece_id)
+                if piece is not None:
+                    self._delete(piece, R.NO_ADDITIONAL_INFORMATION, now, report=False)
+        if original_id in self._bundles:
+            heapq.heappush(self._wakeups, (now + self.config.retry_ms, original_id))
 
     def _receive_v6(self, event: inp.BundleReceived, now: int) -> None:
         """A legacy RFC 5050 bundle: stored and forwarded unchanged (but for the custodian,
@@ -306,10 +358,9 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             return
         bundle_id = str(bundle.bundle_id)
         asks_custody = self._custodian.enabled and custody_requested_v6(bundle)
-        if self.knows(bundle_id):
-            self.listener.bundle_duplicate(bundle_id, now)
-            self._ack(event.receipt, True)
-            if asks_custody:
+        being_stored = bundle_id in self._pending
+        if self._duplicate(bundle_id, event.receipt, None, now):
+            if asks_custody and not being_stored:
                 self._signal_v6(bundle, False, CustodySignalReason.REDUNDANT_RECEPTION, now)
             return
         if bundle.is_admin_record and self.is_local(bundle.destination):
@@ -403,18 +454,18 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         meta = pending.meta
         self._index(meta)
         self._ack(pending.receipt, True)
+        for receipt, custody in pending.duplicates:
+            self._ack(receipt, True)
+            if custody is not None:
+                self._custody_answer(custody, CustodyDisposition.REDUNDANT_RECEPTION, now)
         if pending.custody is not None:
             self._custody_answer(pending.custody, CustodyDisposition.ACCEPTED, now)
         if pending.custody_v6 is not None:
             self._signal_v6(pending.custody_v6, True, 0, now)
         if pending.replaces is not None:
-            waiting = self._cut_pieces.get(pending.replaces, set())
-            waiting.discard(meta.bundle_id)
-            original = self._bundles.get(pending.replaces)
-            if not waiting:
-                self._cut_pieces.pop(pending.replaces, None)
-                if original is not None:
-                    self._delete(original, R.NO_ADDITIONAL_INFORMATION, now, report=False)
+            self._piece_stored(meta, pending.replaces, now)
+            if meta.bundle_id not in self._bundles:
+                return
         if pending.submission is not None:
             self._actions.append(act.SubmissionAccepted(pending.submission, meta.bundle_id))
         if pending.created:
@@ -439,8 +490,12 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         detail = event.message or ("store full" if event.full else "store error")
         if pending.submission is not None:
             self._actions.append(act.SubmissionRefused(pending.submission, detail))
-        if pending.receipt is not None:
-            self._ack(pending.receipt, False, reason)
+        if pending.replaces is not None:
+            self._piece_failed(pending.replaces, now)
+        for receipt, custody in [(pending.receipt, None), *pending.duplicates]:
+            self._ack(receipt, False, reason)
+            if custody is not None:
+                self._custody_answer(custody, disposition_for_reason(reason), now)
         if pending.custody is not None:
             self._custody_answer(pending.custody, disposition_for_reason(reason), now)
         if pending.custody_v6 is not None:
@@ -450,7 +505,7 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
     def _dispatch(self, meta: BundleMeta, now: int) -> None:
         if meta.retention & Retention.REASSEMBLY_PENDING:
             whole = whole_id(meta.bundle_id)
-            if self.knows(whole):  # the whole bundle came (or went) already
+            if whole in self._bundles or whole in self._seen:  # it came (or went) whole
                 self._release(meta, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now)
                 return
             self._maybe_reassemble(self._fragments.add(meta.bundle_id, meta.total_length or 0))
@@ -481,7 +536,13 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         self._deliveries.done(meta.bundle_id, meta.destination)
         self.listener.bundle_delivered(meta, event.endpoint, now)
         self._report(meta, now, delivered=now)
-        self._release(meta, Retention.DISPATCH_PENDING, R.NO_ADDITIONAL_INFORMATION, now)
+        done = Retention.DISPATCH_PENDING
+        if meta.protocol == 6:
+            # RFC 5050: delivery ends this node's custody; no custodian downstream will
+            # ever signal for a bundle that went no further.
+            done |= Retention.CUSTODY_ACCEPTED
+            self._custodian.ledger.forget(meta.bundle_id)
+        self._release(meta, done, R.NO_ADDITIONAL_INFORMATION, now)
 
     def _on_delivery_failed(self, event: inp.DeliveryFailed, now: int) -> None:
         self._deliveries.failed(event.bundle_id, event.endpoint)
@@ -503,7 +564,15 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
     def _on_reassembled(self, event: inp.Reassembled, now: int) -> None:
         whole = event.bundle_id
         parts = self._fragments.finish(whole)
-        if whole in self._bundles or whole in self._pending:  # it came whole meanwhile
+        if whole in self._pending:
+            # It came whole meanwhile and is being stored: the fragments wait until it is
+            # (if that fails they are all the node has); its delivery lets them go.
+            for fragment_id in parts:
+                fragment = self._bundles.get(fragment_id)
+                if fragment is not None:
+                    self._fragments.add(fragment_id, fragment.total_length or 0)
+            return
+        if whole in self._bundles:  # it came whole meanwhile
             for fragment_id in parts:
                 fragment = self._bundles.get(fragment_id)
                 if fragment is not None:
@@ -568,10 +637,21 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             )
             return
         meta = self._meta_for(
-            bundle, str(bundle.id), now + event.lifetime, len(data), now, previous=None
+            bundle, index_key(bundle, data), now + event.lifetime, len(data), now, previous=None
         )
         meta = replace(meta, routing=self.router.admit(meta, None, now))
         self._persist(meta, data, submission=event.submission, created=True)
+
+
+def index_key(bundle: Bundle, data: bytes | None = None) -> str:
+    """The key a BPv7 bundle is stored and indexed under: its ID, but for an anonymous
+    bundle (source dtn:none), whose ID is not unique (RFC 9171 4.2.3), the ID and a digest
+    of its encoding (``data`` if given)."""
+    bundle_id = str(bundle.id)
+    if not bundle.primary.source.is_none:
+        return bundle_id
+    encoded = data if data is not None else encode_bundle(bundle, validate=False)
+    return f"{bundle_id}#{blake2b(encoded, digest_size=8).hexdigest()}"
 
 
 def _previous_node(bundle: Bundle) -> str | None:

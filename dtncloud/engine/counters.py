@@ -1,8 +1,8 @@
 """Numbers a node must never hand out twice, even across restarts.
 
 A node without an accurate clock stamps every bundle with creation time 0, so its sequence
-numbers alone tell its bundles apart (RFC 9171 section 4.2.7); custody transmission IDs
-must not repeat either. Storing the counter after every use would cost a store write per
+numbers alone tell its bundles apart (RFC 9171 section 4.2.7), and a restarted node must not
+reuse a (time, sequence) pair either; custody transmission IDs must not repeat. Storing the counter after every use would cost a store write per
 bundle, so numbers are reserved in blocks: the top of the block is stored before the first
 number of it is used, and a restarted node continues from there (skipping at most one
 block's unused numbers).
@@ -25,10 +25,13 @@ class ReservedCounter:
         self._reserved = start
         self._block = block
 
-    def restore(self, saved: bytes | None) -> None:
-        """Continue after a reservation read back from the store."""
+    def restore(self, saved: bytes | None) -> SaveState:
+        """Continue after a reservation read back from the store; returns the reservation of
+        the next block, to store before any number is used."""
         if saved:
             self._next = self._reserved = max(self._next, int.from_bytes(saved, "big"))
+        self._reserved = self._next + self._block
+        return SaveState(self.key, self._reserved.to_bytes(8, "big"))
 
     def take(self) -> tuple[int, SaveState | None]:
         """The next number, and the reservation to store first (or None)."""
@@ -41,31 +44,25 @@ class ReservedCounter:
 
 
 class CreationStamps:
-    """Creation timestamps (time, sequence) unique to one node.
+    """Creation timestamps (time, sequence) unique to one node, across restarts.
 
-    With an accurate clock the time is ``now`` and the sequence counts bundles made in the
-    same millisecond (time never goes back: a clock stepped backwards keeps the last time
-    and counts on). Without one the time is 0 and the sequence is a reserved counter.
+    The time is ``now`` with an accurate clock and 0 without one (RFC 9171 4.2.7). The
+    sequence number is one counter for all the node's bundles, reserved in the store in
+    blocks: resetting it every millisecond would be enough while the node runs, but a node
+    restarted within the millisecond of its last bundle (easily, in the simulator) or with
+    its clock set back would hand out an ID again.
     """
 
     KEY = "engine.sequence"
 
     def __init__(self, *, clock_accurate: bool) -> None:
         self.clock_accurate = clock_accurate
-        self._last = -1
-        self._sequence = 0
         self._counter = ReservedCounter(self.KEY)
 
-    def restore(self, saved: bytes | None) -> None:
-        self._counter.restore(saved)
+    def restore(self, saved: bytes | None) -> SaveState:
+        return self._counter.restore(saved)
 
     def take(self, now: int) -> tuple[int, int, SaveState | None]:
         """(creation time, sequence, reservation to store first or None)."""
-        if not self.clock_accurate:
-            sequence, save = self._counter.take()
-            return 0, sequence, save
-        if now > self._last:
-            self._last, self._sequence = now, 0
-        else:
-            self._sequence += 1
-        return self._last, self._sequence, None
+        sequence, save = self._counter.take()
+        return (now if self.clock_accurate else 0), sequence, save

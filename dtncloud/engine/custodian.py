@@ -78,14 +78,14 @@ class Custodian:
             if meta.custody:
                 self.ledger.restore(meta.bundle_id, meta.custody)
 
-    def wants(self, meta: BundleMeta, link: LinkInfo, fragmenting: bool) -> bool:
-        """Whether ``meta`` goes to ``link`` under custody."""
+    def wants(self, meta: BundleMeta, link: LinkInfo) -> bool:
+        """Whether ``meta`` goes to ``link`` under custody (if it need not be fragmented for
+        the link: one transmission ID covers one whole bundle)."""
         return (
             self.enabled
             and link.peer_node is not None
             and meta.protocol == 7
             and not meta.flags & _ADMIN_RECORD
-            and not fragmenting  # one transmission ID must cover one whole bundle
         )
 
     def send(self, bundle_id: str, peer: str, now: int) -> tuple[int, int, SaveState | None]:

@@ -29,6 +29,7 @@ from dtncloud.bpv7 import (
 )
 from dtncloud.bpv7.reactive import prefix_fragment
 from dtncloud.engine import EngineListener, actions
+from dtncloud.engine.agent import index_key
 from dtncloud.errors import DtnError
 from dtncloud.routing.base import Decision, Forward, LinkInfo, RoutingView, node_of
 from dtncloud.store.base import BundleMeta
@@ -193,11 +194,12 @@ class Wire:
     partial: bool = False
 
 
-def _classify(bundle: Bundle) -> tuple[str, str]:
+def _classify(bundle: Bundle, data: bytes | None = None) -> tuple[str, str]:
     primary = bundle.primary
+    key = index_key(bundle, data)
     if node_of(str(primary.destination)) != NODE:
-        return str(bundle.id), "forward"
-    return str(bundle.id), "fragment" if primary.is_fragment else "local"
+        return key, "forward"
+    return key, "fragment" if primary.is_fragment else "local"
 
 
 def wire_for(data: bytes, *, partial: bool = False) -> Wire:
@@ -236,7 +238,7 @@ def wire_for(data: bytes, *, partial: bool = False) -> Wire:
             inner = wire_for(record.bundle_bytes)
             return Wire(data, inner.stored_id, inner.kind)
         return Wire(data, None)
-    return Wire(data, *_classify(bundle))
+    return Wire(data, *_classify(bundle, data))
 
 
 # -- the shell ----------------------------------------------------------------------------------

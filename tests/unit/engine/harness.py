@@ -111,6 +111,9 @@ class Harness:
         self.stored: dict[str, bytes] = {}
         self.metas: dict[str, BundleMeta] = {}
         self.state: dict[str, bytes] = {}
+        # a node starts from its (here empty) store: that reserves its first sequence numbers
+        self.agent.restore([], {}, self.now)
+        self.settle(list(self.agent.actions()))
         self.sent: list[tuple[str, list[bytes], actions.Transmit]] = []
 
     def feed(self, event: inputs.Input) -> list[actions.Action]:

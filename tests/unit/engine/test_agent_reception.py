@@ -53,12 +53,27 @@ def test_duplicates_are_acknowledged_and_not_stored_twice() -> None:
     assert h.listener.kinds()[-1] == "duplicate"
 
 
-def test_duplicate_while_the_first_copy_is_being_stored() -> None:
+def test_duplicate_while_the_first_copy_is_being_stored_waits_for_it() -> None:
     h = Harness()
     data = bundle_bytes()
-    h.feed(inputs.BundleReceived(data, "l1", receipt="r1"))
-    assert h.feed(inputs.BundleReceived(data, "l2", receipt="r2")) == [
-        actions.Acknowledge("r2", True, 0)
+    (persist,) = h.feed(inputs.BundleReceived(data, "l1", receipt="r1"))
+    assert isinstance(persist, actions.Persist)
+    # not acknowledged before the first copy is stored (rule 4), and not stored twice
+    assert h.feed(inputs.BundleReceived(data, "l2", receipt="r2")) == []
+    out = h.feed(inputs.Persisted(persist.meta.bundle_id))
+    assert out[:2] == [actions.Acknowledge("r1", True, 0), actions.Acknowledge("r2", True, 0)]
+
+
+def test_duplicate_shares_the_refusal_when_the_first_copy_cannot_be_stored() -> None:
+    h = Harness()
+    data = bundle_bytes()
+    (persist,) = h.feed(inputs.BundleReceived(data, "l1", receipt="r1"))
+    assert isinstance(persist, actions.Persist)
+    h.feed(inputs.BundleReceived(data, "l2", receipt="r2"))
+    out = h.feed(inputs.PersistFailed(persist.meta.bundle_id, full=True))
+    assert out == [
+        actions.Acknowledge("r1", False, R.DEPLETED_STORAGE),
+        actions.Acknowledge("r2", False, R.DEPLETED_STORAGE),
     ]
 
 
