@@ -114,12 +114,18 @@ def prefix_fragment(prefix: bytes, *, max_blocks: int = DEFAULT_MAX_BLOCKS) -> B
     except ValueError:
         raise BundleDecodeError(f"payload block with unknown CRC type {crc_type}") from None
     primary = skeleton_bundle.primary
-    if primary.flags & BundleFlag.MUST_NOT_FRAGMENT:
+    if primary.flags & (BundleFlag.MUST_NOT_FRAGMENT | BundleFlag.ADMIN_RECORD):
+        # an administrative record (a BPDU, a custody signal) is sent again whole, under a
+        # new timestamp: a piece of it would never be completed
         return None
     base = primary.fragment_offset or 0
     total = primary.total_adu_length if primary.fragment_offset is not None else length
     if total is None:
         raise FragmentError("fragment without a total application data unit length")
+    if base + length > total:
+        raise BundleDecodeError(
+            f"payload of {length} bytes at offset {base} overruns the total length {total}"
+        )
     fragment_primary = primary.replace(
         flags=BundleFlag(int(primary.flags) | BundleFlag.IS_FRAGMENT),
         fragment_offset=base,

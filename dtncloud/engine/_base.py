@@ -97,6 +97,8 @@ class AgentBase:
         self._pending: dict[str, _Pending] = {}
         self._expiry: list[tuple[int, str]] = []
         self._wakeups: list[tuple[int, str]] = []
+        # the one wake-up each bundle has scheduled (the heap may hold stale entries)
+        self._wake_at: dict[str, int] = {}
         self._links: dict[str, LinkInfo] = {}
         self._flights: dict[int, _Flight] = {}
         self._flights_of: dict[str, list[int]] = {}
@@ -186,6 +188,22 @@ class AgentBase:
     def _index(self, meta: BundleMeta) -> None:
         self._bundles[meta.bundle_id] = meta
         heapq.heappush(self._expiry, (meta.expires_at, meta.bundle_id))
+        if len(self._expiry) > 2 * len(self._bundles) + 1024:
+            # entries of bundles let go before they expired: rebuilt, the heap stays in
+            # proportion to what the node holds, whatever its throughput
+            self._expiry = [(m.expires_at, i) for i, m in self._bundles.items()]
+            heapq.heapify(self._expiry)
+
+    def _wake(self, bundle_id: str, at: int) -> None:
+        """Route ``bundle_id`` again at ``at`` (unless an earlier wake-up is due anyway)."""
+        known = self._wake_at.get(bundle_id)
+        if known is not None and known <= at:
+            return
+        self._wake_at[bundle_id] = at
+        heapq.heappush(self._wakeups, (at, bundle_id))
+        if len(self._wakeups) > 2 * len(self._wake_at) + 1024:
+            self._wakeups = [(t, i) for i, t in self._wake_at.items()]
+            heapq.heapify(self._wakeups)
 
     def _update(self, meta: BundleMeta) -> None:
         self._bundles[meta.bundle_id] = meta
@@ -215,6 +233,7 @@ class AgentBase:
             self._flights.pop(transmission, None)
         self._handed_over.discard(bundle_id)
         self._cutting.discard(bundle_id)
+        self._wake_at.pop(bundle_id, None)
         self._custodian.ledger.forget(bundle_id)
         self._deliveries.done(bundle_id, meta.destination)
         if meta.retention & Retention.REASSEMBLY_PENDING:

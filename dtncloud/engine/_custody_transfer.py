@@ -4,7 +4,6 @@ signals received, and the timers that send bundles again or signals out. The boo
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import replace
 
 from dtncloud.bpv6.admin import CustodySignal as CustodySignalV6
@@ -63,7 +62,7 @@ class CustodyMixin(AgentBase):
                     Retention.FORWARD_PENDING
                 )
                 self._update(replace(meta, retention=retention, custody=b""))
-                heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
+                self._wake(meta.bundle_id, now + self.config.retry_ms)
 
     def _custody_timers(self, now: int) -> None:
         """Bundles whose custody signal did not come in time are sent again; signals that
@@ -134,4 +133,4 @@ class CustodyMixin(AgentBase):
             return
         retention = meta.retention | Retention.FORWARD_PENDING
         self._update(replace(meta, retention=retention, custody=b""))
-        heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
+        self._wake(meta.bundle_id, now + self.config.retry_ms)

@@ -3,7 +3,6 @@ links coming and going, and routing messages between neighbours' routers."""
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import replace
 
 from dtncloud.bpv7.bundle import Bundle
@@ -51,7 +50,7 @@ class ForwardingMixin(AgentBase):
         elif isinstance(decision, Wait):
             if decision.until is not None:
                 # never at ``now`` itself: the bundle was just asked about
-                heapq.heappush(self._wakeups, (max(decision.until, now + 1), meta.bundle_id))
+                self._wake(meta.bundle_id, max(decision.until, now + 1))
         elif isinstance(decision, Drop):
             self._delete(meta, decision.reason, now)
 
@@ -83,7 +82,7 @@ class ForwardingMixin(AgentBase):
             self._cutting.add(meta.bundle_id)
             self._actions.append(act.Refragment(meta.bundle_id, first_size=volume - overhead))
         else:
-            heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
+            self._wake(meta.bundle_id, now + self.config.retry_ms)
         return True
 
     def _route_all_for_links(self, now: int) -> None:
@@ -231,7 +230,7 @@ class ForwardingMixin(AgentBase):
         if meta.bundle_id in self._handed_over:
             self._settle_forwarding(meta, now)
         else:
-            heapq.heappush(self._wakeups, (now + self.config.retry_ms, meta.bundle_id))
+            self._wake(meta.bundle_id, now + self.config.retry_ms)
 
     def _on_link_up(self, event: inp.LinkUp, now: int) -> None:
         link = LinkInfo(event.link_id, event.peer_node, event.cla, event.max_bundle_size)

@@ -121,7 +121,10 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             self.router.handle_timer(now)
         due: list[str] = []
         while self._wakeups and self._wakeups[0][0] <= now:
-            due.append(heapq.heappop(self._wakeups)[1])
+            at, bundle_id = heapq.heappop(self._wakeups)
+            if self._wake_at.get(bundle_id) == at:
+                del self._wake_at[bundle_id]
+                due.append(bundle_id)
         self._custody_timers(now)
         for bundle_id in dict.fromkeys(due):
             meta = self._bundles.get(bundle_id)
@@ -141,6 +144,8 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
                 self._fragments.add(meta.bundle_id, meta.total_length or 0)
             if meta.retention & Retention.DISPATCH_PENDING:
                 self._deliveries.wait(meta.bundle_id, meta.destination)
+                if self._deliveries.is_active(meta.destination):  # registered before start
+                    self._deliver(meta)
         self.handle_timer(now)
         for whole in self._fragments.wholes():
             self._maybe_reassemble(whole)
@@ -157,7 +162,8 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
 
     def knows(self, bundle_id: str) -> bool:
         """Whether this node holds ``bundle_id`` or let it go recently (a duplicate)."""
-        return bundle_id in self._bundles or bundle_id in self._pending or bundle_id in self._seen
+        # Not those being stored: a copy refused as held might then be lost with the first.
+        return bundle_id in self._bundles or bundle_id in self._seen
 
     def __len__(self) -> int:
         return len(self._bundles)
@@ -319,7 +325,7 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         if pieces:  # every piece was here already
             self._delete(original, R.NO_ADDITIONAL_INFORMATION, now, report=False)
         else:
-            heapq.heappush(self._wakeups, (now + self.config.retry_ms, original.bundle_id))
+            self._wake(original.bundle_id, now + self.config.retry_ms)
 
     def _piece_stored(self, meta: BundleMeta, original_id: str, now: int) -> None:
         cut = self._cut_pieces.get(original_id)
@@ -343,7 +349,7 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
                 if piece is not None:
                     self._delete(piece, R.NO_ADDITIONAL_INFORMATION, now, report=False)
         if original_id in self._bundles:
-            heapq.heappush(self._wakeups, (now + self.config.retry_ms, original_id))
+            self._wake(original_id, now + self.config.retry_ms)
 
     def _receive_v6(self, event: inp.BundleReceived, now: int) -> None:
         """A legacy RFC 5050 bundle: stored and forwarded unchanged (but for the custodian,
@@ -486,12 +492,18 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         pending = self._pending.pop(event.bundle_id, None)
         if pending is None:
             return
-        reason = R.DEPLETED_STORAGE if event.full else R.NO_ADDITIONAL_INFORMATION
+        # Whatever went wrong, the node has no room for it now: the sender keeps its copy
+        # (a convergence layer refuses the transfer for "no resources").
+        reason = R.DEPLETED_STORAGE
         detail = event.message or ("store full" if event.full else "store error")
         if pending.submission is not None:
             self._actions.append(act.SubmissionRefused(pending.submission, detail))
         if pending.replaces is not None:
             self._piece_failed(pending.replaces, now)
+        for fragment_id in self._reassembled_from.pop(event.bundle_id, ()):
+            fragment = self._bundles.get(fragment_id)  # back in the book, for a later try
+            if fragment is not None:
+                self._fragments.add(fragment_id, fragment.total_length or 0)
         for receipt, custody in [(pending.receipt, None), *pending.duplicates]:
             self._ack(receipt, False, reason)
             if custody is not None:
@@ -572,7 +584,7 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
                 if fragment is not None:
                     self._fragments.add(fragment_id, fragment.total_length or 0)
             return
-        if whole in self._bundles:  # it came whole meanwhile
+        if whole in self._bundles or whole in self._seen:  # it came (and went) whole meanwhile
             for fragment_id in parts:
                 fragment = self._bundles.get(fragment_id)
                 if fragment is not None:
@@ -594,7 +606,6 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             return
         # The fragments are let go only once the whole bundle is stored (see _on_persisted).
         self._reassembled_from[whole] = parts
-        self._seen.pop(whole, None)
         meta = self._meta_for(
             bundle, whole, self._expiry_of(bundle, now), len(event.data), now, previous=None
         )

@@ -59,6 +59,8 @@ log = logging.getLogger("dtncloud.node")
 
 #: TCPCL XFER_REFUSE "no resources": the store is full, try later or elsewhere.
 _NO_RESOURCES = 2
+#: TCPCL XFER_REFUSE "completed": the receiver already has the bundle.
+_COMPLETED = 1
 
 
 def wall_clock_ms() -> int:
@@ -159,12 +161,13 @@ class Node:
 
     async def stop(self) -> None:
         """Stop the CLAs, let store writes finish, close the store."""
+        self._started = False  # no timer is armed from here on
         for cla in self._clas:
             await cla.stop()
         if self._timer is not None:
             self._timer.cancel()
+        self._timer = self._timer_at = None
         await self.idle()
-        self._started = False
         await self.store.close()
 
     async def __aenter__(self) -> Node:
@@ -280,8 +283,10 @@ class Node:
             future.set_result(value)
 
     def _feed(self, event: inputs.Input) -> None:
-        self.agent.handle(event, self.clock())
-        self._pump()
+        try:
+            self.agent.handle(event, self.clock())
+        finally:  # what the agent queued before any failure still gets done
+            self._pump()
 
     def _pump(self) -> None:
         agent = self.agent
@@ -434,6 +439,13 @@ class Node:
                 )
             )
         except TransferRefused as exc:
+            if exc.reason == _COMPLETED:  # the peer holds it already: as good as sent
+                self._feed(
+                    inputs.TransmissionSucceeded(
+                        action.link_id, action.bundle_id, action.transmission
+                    )
+                )
+                return
             self._feed(
                 inputs.TransmissionFailed(
                     action.link_id,
@@ -443,17 +455,21 @@ class Node:
                     reason=str(exc),
                 )
             )
-        except (DtnError, OSError) as exc:
+        except BaseException as exc:  # every transmission ends in an answer, whatever broke
             acknowledged = getattr(exc, "acknowledged", 0) or 0
+            if not isinstance(exc, DtnError | OSError):
+                log.error("transmission of %s failed", action.bundle_id, exc_info=exc)
             self._feed(
                 inputs.TransmissionFailed(
                     action.link_id,
                     action.bundle_id,
                     action.transmission,
                     acknowledged=acknowledged,
-                    reason=str(exc),
+                    reason=str(exc) or type(exc).__name__,
                 )
             )
+            if not isinstance(exc, Exception):
+                raise
         else:
             self._feed(
                 inputs.TransmissionSucceeded(action.link_id, action.bundle_id, action.transmission)
@@ -466,9 +482,11 @@ class Node:
                 raise ServiceError(f"no application on {action.endpoint}")
             data = await self.store.get(action.bundle_id)
             await handler(delivery_of(action.bundle_id, data))
-        except Exception as exc:  # an application's failure must not stop the node
+        except BaseException as exc:  # an application's failure must not stop the node
             log.warning("delivery of %s to %s failed: %s", action.bundle_id, action.endpoint, exc)
             self._feed(inputs.DeliveryFailed(action.bundle_id, action.endpoint))
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the agent knows, the task ends as asked
         else:
             self._feed(inputs.Delivered(action.bundle_id, action.endpoint))
 
