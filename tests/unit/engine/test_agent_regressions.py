@@ -175,3 +175,56 @@ def test_bundle_sent_on_a_link_fits_its_largest_bundle() -> None:
     h.settle(h.feed(inputs.BundleReceived(data, "in")))
     (_, wire, _) = h.sent[-1]
     assert max(len(w) for w in wire) <= len(data)
+
+
+# -- found in review ------------------------------------------------------------------------
+
+
+def test_any_store_failure_refuses_the_transfer() -> None:
+    h = Harness()
+    (persist,) = h.feed(inputs.BundleReceived(bundle_bytes(), "l1", receipt="r"))
+    assert isinstance(persist, actions.Persist)
+    out = h.feed(inputs.PersistFailed(persist.meta.bundle_id, full=False, message="I/O error"))
+    assert out == [actions.Acknowledge("r", False, StatusReportReason.DEPLETED_STORAGE)]
+
+
+def test_reassembly_that_comes_back_after_the_whole_bundle_went_is_dropped() -> None:
+    h = Harness()
+    h.feed(inputs.ApplicationRegistered("dtn://a/app"))
+    whole = Bundle.create(
+        source="dtn://b/app", destination="dtn://a/app", payload=b"p" * 300, creation_time=T0
+    )
+    pieces = fragment_bundle(whole, 200)
+    reassemble = []
+    for piece in pieces:
+        (persist,) = h.feed(inputs.BundleReceived(encode_bundle(piece), "l"))
+        assert isinstance(persist, actions.Persist)
+        h.execute(persist)
+        out = h.feed(inputs.Persisted(persist.meta.bundle_id))
+        reassemble += [a for a in out if isinstance(a, actions.Reassemble)]
+    (job,) = reassemble
+    h.settle(h.feed(inputs.BundleReceived(encode_bundle(whole), "l")))  # came whole, delivered
+    answer = h.execute(job)
+    assert answer is not None
+    out = h.settle(h.feed(answer))
+    assert not any(isinstance(a, actions.Deliver) for a in out)
+    assert h.stored == {}
+
+
+def test_bundles_for_an_endpoint_registered_before_start_are_delivered() -> None:
+    before = Harness()
+    before.settle(before.feed(inputs.BundleReceived(bundle_bytes(destination="dtn://a/in"), "l")))
+    (stored,) = before.metas.values()
+    after = Harness()
+    after.feed(inputs.ApplicationRegistered("dtn://a/in"))
+    after.agent.restore(before.metas.values(), before.state, after.now)
+    assert actions.Deliver("dtn://a/in", stored.bundle_id) in list(after.agent.actions())
+
+
+def test_expiry_heap_stays_in_proportion_to_what_is_held() -> None:
+    h = Harness()
+    h.feed(inputs.LinkUp("lb", "dtn://b/"))
+    for sequence in range(3000):  # each forwarded and let go at once
+        h.settle(h.feed(inputs.BundleReceived(bundle_bytes(sequence=sequence), "in")))
+    assert len(h.agent) == 0
+    assert len(h.agent._expiry) <= 1024 + 2
