@@ -71,9 +71,13 @@ class ForwardingMixin(AgentBase):
         link = self._links.get(link_id)
         peer = None if link is None else link.peer_node
         needed = self._sent_size(meta, peer, self._custodian.enabled)
+        overhead = needed - meta.size
+        limit = None if link is None else link.max_bundle_size
+        if limit is not None and needed > limit > overhead:
+            # the link's own limit cuts it into pieces, each with its own blocks
+            needed += (-(-meta.size // (limit - overhead)) - 1) * overhead
         if needed <= volume:
             return False
-        overhead = needed - meta.size
         if (
             meta.protocol == 7
             and not meta.flags & _MUST_NOT_FRAGMENT

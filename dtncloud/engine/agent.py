@@ -328,10 +328,7 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             self._wake(original.bundle_id, now + self.config.retry_ms)
 
     def _piece_stored(self, meta: BundleMeta, original_id: str, now: int) -> None:
-        cut = self._cut_pieces.get(original_id)
-        if cut is None:  # the cut was given up: this piece is not wanted
-            self._delete(meta, R.NO_ADDITIONAL_INFORMATION, now, report=False)
-            return
+        cut = self._cut_pieces[original_id]
         cut[1].discard(meta.bundle_id)
         if not cut[1]:
             del self._cut_pieces[original_id]
@@ -458,6 +455,9 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         if pending is None:
             return
         meta = pending.meta
+        if pending.replaces is not None and pending.replaces not in self._cut_pieces:
+            self._actions.append(act.Remove(meta.bundle_id))  # a piece of a cut given up
+            return
         self._index(meta)
         self._ack(pending.receipt, True)
         for receipt, custody in pending.duplicates:
@@ -468,10 +468,6 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             self._custody_answer(pending.custody, CustodyDisposition.ACCEPTED, now)
         if pending.custody_v6 is not None:
             self._signal_v6(pending.custody_v6, True, 0, now)
-        if pending.replaces is not None:
-            self._piece_stored(meta, pending.replaces, now)
-            if meta.bundle_id not in self._bundles:
-                return
         if pending.submission is not None:
             self._actions.append(act.SubmissionAccepted(pending.submission, meta.bundle_id))
         if pending.created:
@@ -486,6 +482,8 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
                 )
         if pending.report_received is not None:
             self._report(meta, now, received=now, reason=pending.report_received)
+        if pending.replaces is not None:
+            self._piece_stored(meta, pending.replaces, now)
         self._dispatch(meta, now)
 
     def _on_persist_failed(self, event: inp.PersistFailed, now: int) -> None:
