@@ -19,6 +19,7 @@ from typing import Any
 
 from dtncloud.errors import LocalProtocolError, TransferRefused
 from dtncloud.tcpcl import messages as m
+from dtncloud.tcpcl._queues import EventsAndOutput
 from dtncloud.tcpcl.codes import (
     ContactFlag,
     MessageType,
@@ -35,7 +36,6 @@ from dtncloud.tcpcl.codes import (
 from dtncloud.tcpcl.config import SessionConfig
 from dtncloud.tcpcl.events import (
     ContactEstablished,
-    Event,
     ExtensionItem,
     IncomingTransferAborted,
     MessageRejected,
@@ -50,6 +50,9 @@ from dtncloud.tcpcl.events import (
     UnfinishedTransfer,
 )
 from dtncloud.tcpcl.states import (
+    PARSING_STATES,
+    PRE_SESSION,
+    TRANSFER_STATES,
     IncomingTransfer,
     OutgoingTransfer,
     SessionState,
@@ -73,9 +76,6 @@ _RECENT_IDS = 64  # how many of the peer's transfer IDs are remembered to catch 
 
 _S = SessionState
 _Extensions = tuple[ExtensionItem, ...] | None
-_PRE_SESSION = frozenset({_S.CONTACT_WAIT, _S.TLS_HANDSHAKE, _S.SESS_INIT_WAIT})
-_TRANSFER_STATES = frozenset({_S.ESTABLISHED, _S.ENDING})
-_PARSING = frozenset({_S.CONTACT_WAIT, _S.SESS_INIT_WAIT, _S.ESTABLISHED, _S.ENDING})
 
 
 def _name(reason: int | None) -> str:
@@ -84,7 +84,7 @@ def _name(reason: int | None) -> str:
     return reason.name.lower().replace("_", " ") if hasattr(reason, "name") else str(reason)
 
 
-class Session:
+class Session(EventsAndOutput):
     """One TCPCLv4 session, on one side of one TCP connection.
 
     ``role`` says who opened the connection (the active side speaks first), ``config`` what
@@ -99,8 +99,7 @@ class Session:
         self.config = config
         self._now = now
         self._state = _S.CONTACT_WAIT
-        self._events: deque[Event] = deque()
-        self._out: list[bytes | memoryview] = []
+        super().__init__()
         self._reader = m.MessageReader(
             max_segment=config.segment_mru, expect_contact=True, on_segment=self._segment_header
         )
@@ -204,20 +203,6 @@ class Session:
         return self._sending is not None
 
     # --- output -----------------------------------------------------------------------------
-    def next_event(self) -> Event | None:
-        """The oldest event not yet taken, or None."""
-        return self._events.popleft() if self._events else None
-
-    def data_to_send(self) -> bytes:
-        """Every byte queued for the peer since the last call (b"" if none)."""
-        out = self._out
-        if not out:
-            return b""
-        self._out = []
-        if len(out) == 1 and type(out[0]) is bytes:
-            return out[0]
-        return b"".join(out)
-
     def _send(self, data: bytes) -> None:
         self._out.append(data)
         self._last_sent = self._now
@@ -261,7 +246,7 @@ class Session:
     def _pump(self) -> None:
         reader = self._reader
         handlers = self._handlers
-        while self._state in _PARSING:
+        while self._state in PARSING_STATES:
             item = reader.next()
             if item is None:
                 return
@@ -312,7 +297,7 @@ class Session:
         if state is _S.CLOSED:
             return
         self._now = now
-        if state in _PRE_SESSION:
+        if state in PRE_SESSION:
             if now < self._contact_deadline:
                 return
             if state is _S.SESS_INIT_WAIT:
@@ -522,7 +507,7 @@ class Session:
         self, flags: int, transfer_id: int, length: int | None, extensions: _Extensions
     ) -> bool:
         """Decide, before any of its data is buffered, whether to take a segment."""
-        if self._state not in _TRANSFER_STATES:
+        if self._state not in TRANSFER_STATES:
             self._unexpected(_XFER_SEGMENT, "XFER_SEGMENT")
             return False
         if flags & _START:
@@ -663,7 +648,7 @@ class Session:
 
     # --- outgoing transfers -----------------------------------------------------------------
     def _on_ack(self, msg: m.XferAck) -> None:
-        if self._state not in _TRANSFER_STATES:
+        if self._state not in TRANSFER_STATES:
             self._unexpected(_XFER_ACK, "XFER_ACK")
             return
         tid = msg.transfer_id
@@ -688,7 +673,7 @@ class Session:
             self._events.append(SegmentAcknowledged(tid, length))
 
     def _on_refuse(self, msg: m.XferRefuse) -> None:
-        if self._state not in _TRANSFER_STATES:
+        if self._state not in TRANSFER_STATES:
             self._unexpected(_XFER_REFUSE, "XFER_REFUSE")
             return
         tid = msg.transfer_id

@@ -103,3 +103,20 @@ class IncomingTransfer:
         self.id = transfer_id
         self.total = total  # from the Transfer Length extension, if any
         self.received = 0
+
+
+#: States before the session is established (contact headers, TLS, SESS_INIT).
+PRE_SESSION = frozenset(
+    {SessionState.CONTACT_WAIT, SessionState.TLS_HANDSHAKE, SessionState.SESS_INIT_WAIT}
+)
+#: States in which transfers run.
+TRANSFER_STATES = frozenset({SessionState.ESTABLISHED, SessionState.ENDING})
+#: States in which received bytes are parsed as messages.
+PARSING_STATES = frozenset(
+    {
+        SessionState.CONTACT_WAIT,
+        SessionState.SESS_INIT_WAIT,
+        SessionState.ESTABLISHED,
+        SessionState.ENDING,
+    }
+)

@@ -43,11 +43,11 @@ from collections import deque
 from enum import Enum
 
 from dtncloud.errors import ConfigError, LocalProtocolError, RemoteProtocolError, TransferRefused
+from dtncloud.tcpcl._queues import EventsAndOutput, OutgoingV3, immutable
 from dtncloud.tcpcl.codes import Role, SessTermReason, XferRefuseReason, sess_term_reason
 from dtncloud.tcpcl.config import SessionConfig
 from dtncloud.tcpcl.events import (
     ContactEstablished,
-    Event,
     IncomingTransferAborted,
     PeerMisbehaved,
     SegmentAcknowledged,
@@ -108,15 +108,6 @@ _RESOURCES = SessTermReason.RESOURCE_EXHAUSTION
 _SCRATCH = 256 * 1024
 
 
-def _immutable(data: bytes | memoryview) -> bytes | memoryview:
-    """``data`` itself if nobody can change it before it is sent, else a copy."""
-    if isinstance(data, bytes):
-        return data
-    if data.readonly and data.contiguous and data.format == "B" and isinstance(data.obj, bytes):
-        return data
-    return bytes(data)
-
-
 class SessionStateV3(Enum):
     """Where a TCPCLv3 session is. Our contact header goes out at once in every role."""
 
@@ -126,17 +117,7 @@ class SessionStateV3(Enum):
     CLOSED = "closed"
 
 
-class _Outgoing:
-    __slots__ = ("acked", "id", "sent", "total")
-
-    def __init__(self, transfer_id: int, total: int) -> None:
-        self.id = transfer_id
-        self.total = total
-        self.sent = 0
-        self.acked = 0
-
-
-class SessionV3:
+class SessionV3(EventsAndOutput):
     """One TCPCLv3 session over one TCP connection (see the module docstring).
 
     ``flags`` is what our contact header requests (:data:`DEFAULT_FLAGS`); each feature is
@@ -155,8 +136,7 @@ class SessionV3:
         self._config = config
         self._flags = int(flags)
         self._state = SessionStateV3.CONTACT_WAIT
-        self._events: deque[Event] = deque()
-        self._out: list[bytes | memoryview] = []
+        super().__init__()
         self._rx = bytearray()
         self._last_sent = now
         self._last_recv = now
@@ -177,7 +157,7 @@ class SessionV3:
         self._next_out_id = 0
         # Transfers started and not yet settled, oldest first. Acks and refusals always
         # concern the oldest; only the newest may still be sending (pipelining).
-        self._out_queue: deque[_Outgoing] = deque()
+        self._out_queue: deque[OutgoingV3] = deque()
         self._last_refused: tuple[int, XferRefuseReason | int] | None = None
         # Incoming transfers.
         self._next_in_id = 0
@@ -269,19 +249,6 @@ class SessionV3:
         return self._reconnect_delay_s
 
     # -- output --------------------------------------------------------------------------------
-
-    def next_event(self) -> Event | None:
-        """The oldest event not yet taken, or ``None``."""
-        return self._events.popleft() if self._events else None
-
-    def data_to_send(self) -> bytes:
-        """All pending output (b"" if none); the caller writes it to the connection."""
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        return data if isinstance(data, bytes) else bytes(data)
 
     def get_timer(self) -> int | None:
         """When :meth:`handle_timer` must next be called (ms), or ``None``."""
@@ -390,7 +357,7 @@ class SessionV3:
             )
         tid = self._next_out_id
         self._next_out_id += 1
-        self._out_queue.append(_Outgoing(tid, total_length))
+        self._out_queue.append(OutgoingV3(tid, total_length))
         if self._lengths:
             self._send(encode_length(total_length), now)
         return tid
@@ -405,7 +372,7 @@ class SessionV3:
         segment that would overshoot the total length (or completes it without ``end``), a
         transfer that is not open, or after our SHUTDOWN.
         """
-        data = _immutable(data)
+        data = immutable(data)
         self._check_segment(transfer_id, len(data), end)
         self._queue_segment(len(data), data, now, end=end)
 
@@ -422,7 +389,7 @@ class SessionV3:
 
     def send_bundle(self, data: bytes | memoryview, now: int) -> int:
         """Start a transfer and send all of ``data`` in segments of :attr:`max_segment_size`."""
-        view = memoryview(_immutable(data))
+        view = memoryview(immutable(data))
         total = len(view)
         tid = self.start_transfer(total, now)
         size = self.max_segment_size
