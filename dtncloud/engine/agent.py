@@ -225,6 +225,9 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         if not has <= self._known_blocks:
             kept, changed, unsupported = self._process_blocks(bundle)
             if kept is None:
+                if unsupported is not None:  # the block asked for a report as well
+                    meta = self._meta_for(bundle, bundle_id, expires_at, 0, now, previous=None)
+                    self._report(meta, now, received=now, reason=R.BLOCK_UNSUPPORTED)
                 self._refuse(
                     receipt, bundle, R.BLOCK_UNSUPPORTED, "unsupported block", now, custody
                 )
@@ -411,7 +414,7 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             if flags & BlockFlag.REPORT_IF_UNPROCESSABLE:
                 report = bundle
             if flags & BlockFlag.DELETE_BUNDLE_IF_UNPROCESSABLE:
-                return None, changed, bundle
+                return None, changed, report
             if flags & BlockFlag.DISCARD_IF_UNPROCESSABLE:
                 bundle = bundle.remove_block(block.number)
                 changed = True
@@ -511,6 +514,8 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         if pending.custody_v6 is not None:
             self._signal_v6(pending.custody_v6, False, _V6_REASONS.get(reason, 0), now)
         self.listener.bundle_refused(event.bundle_id, reason, detail, now)
+        if pending.receipt is not None or pending.link_id is not None:  # from a neighbour
+            self._report(pending.meta, now, deleted=now, reason=reason)
 
     def _dispatch(self, meta: BundleMeta, now: int) -> None:
         if meta.retention & Retention.REASSEMBLY_PENDING:

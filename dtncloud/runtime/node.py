@@ -210,9 +210,16 @@ class Node:
 
     def register(self, endpoint: str, handler: Handler) -> None:
         """Deliver bundles for ``endpoint`` to ``handler`` from now on (including those that
-        waited for it). A handler that raises is taken as the application being away."""
+        waited for it). When the handler raises, the bundle stays and deliveries to the
+        endpoint pause; they start again ``retry_ms`` later (or at the next ``register``)."""
         self._handlers[endpoint] = handler
         self._feed(inputs.ApplicationRegistered(endpoint))
+
+    def _reactivate(self, endpoint: str, handler: Handler) -> None:
+        """Deliveries to an application whose handler failed start again, if it is still
+        the one registered."""
+        if self._started and self._handlers.get(endpoint) is handler:
+            self._feed(inputs.ApplicationRegistered(endpoint))
 
     def unregister(self, endpoint: str, *, forget: bool = False) -> None:
         """Stop delivering to ``endpoint``; its bundles wait unless ``forget``."""
@@ -485,6 +492,10 @@ class Node:
         except BaseException as exc:  # an application's failure must not stop the node
             log.warning("delivery of %s to %s failed: %s", action.bundle_id, action.endpoint, exc)
             self._feed(inputs.DeliveryFailed(action.bundle_id, action.endpoint))
+            if handler is not None and self._started:
+                asyncio.get_running_loop().call_later(
+                    self.config.retry_ms / 1000, self._reactivate, action.endpoint, handler
+                )
             if not isinstance(exc, Exception):
                 raise  # cancelled: the agent knows, the task ends as asked
         else:

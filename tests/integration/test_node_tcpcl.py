@@ -11,7 +11,7 @@ from typing import Any
 from dtncloud.cla.tcpcl import TcpclConvergenceLayer, TcpclOptions
 from dtncloud.engine import EngineConfig
 from dtncloud.routing import default_registry
-from dtncloud.runtime import Delivery, Node
+from dtncloud.runtime import Delivery, Node, wall_clock_ms
 from dtncloud.store.base import Store
 from dtncloud.store.memory import MemoryStore
 from dtncloud.store.sqlite import SqliteStore
@@ -147,5 +147,35 @@ def test_custody_is_released_hop_by_hop(tmp_path: Path) -> None:
                 await _until(lambda n=node: not n.stored())
             assert len(a.agent._custodian.ledger) == 0
             assert len(b.agent._custodian.ledger) == 0
+
+    run(body)
+
+
+def test_a_failing_handler_gets_the_bundle_again_later() -> None:
+    async def body() -> None:
+        now = [wall_clock_ms()]
+        router = default_registry.create("static", node_id="dtn://a/", rng=random.Random(1))
+        node = Node(
+            EngineConfig("dtn://a/", retry_ms=5_000), MemoryStore(), router, clock=lambda: now[0]
+        )
+        calls: list[bytes] = []
+        done = asyncio.Event()
+
+        async def flaky(delivery: Delivery) -> None:
+            calls.append(delivery.payload)
+            if len(calls) == 1:
+                raise RuntimeError("not ready yet")
+            done.set()
+
+        async with node:
+            node.register("dtn://a/inbox", flaky)
+            await node.send("dtn://a/app", "dtn://a/inbox", b"again")
+            await node.idle()
+            assert calls == [b"again"] and node.stored()  # kept after the failure
+            now[0] += 5_000
+            node._reactivate("dtn://a/inbox", flaky)  # what the retry timer calls
+            await asyncio.wait_for(done.wait(), 10)
+            await node.idle()
+            assert calls == [b"again", b"again"] and not node.stored()
 
     run(body)

@@ -7,11 +7,15 @@ import random
 
 import dtncloud.routing  # noqa: F401  (registers the routers)
 from dtncloud.bpv7 import (
+    BlockFlag,
     Bundle,
     BundleFlag,
+    CanonicalBlock,
     StatusReportReason,
+    decode_bundle,
     encode_bundle,
     fragment_bundle,
+    read_admin_record,
 )
 from dtncloud.engine import BundleProtocolAgent, EngineConfig, actions, inputs
 from dtncloud.routing import default_registry
@@ -228,3 +232,38 @@ def test_expiry_heap_stays_in_proportion_to_what_is_held() -> None:
         h.settle(h.feed(inputs.BundleReceived(bundle_bytes(sequence=sequence), "in")))
     assert len(h.agent) == 0
     assert len(h.agent._expiry) <= 1024 + 2
+
+
+def test_unsupported_block_asking_for_a_report_and_deletion_gets_both_reports() -> None:
+    h = Harness()
+    bundle = decode_bundle(
+        bundle_bytes(flags=BundleFlag.REPORT_DELETION, report_to="dtn://z/r")
+    ).add_block(
+        CanonicalBlock(
+            200,
+            7,
+            b"\x01",
+            BlockFlag.DELETE_BUNDLE_IF_UNPROCESSABLE | BlockFlag.REPORT_IF_UNPROCESSABLE,
+        )
+    )
+    out = h.feed(inputs.BundleReceived(encode_bundle(bundle), "l1", receipt="r"))
+    records = [
+        read_admin_record(decode_bundle(a.data)) for a in out if isinstance(a, actions.Persist)
+    ]
+    assert [(r.received.asserted, r.deleted.asserted) for r in records] == [
+        (True, False),
+        (False, True),
+    ]
+    assert all(r.reason == StatusReportReason.BLOCK_UNSUPPORTED for r in records)
+
+
+def test_bundle_the_store_could_not_take_is_reported_deleted() -> None:
+    h = Harness()
+    data = bundle_bytes(flags=BundleFlag.REPORT_DELETION, report_to="dtn://z/r")
+    (persist,) = h.feed(inputs.BundleReceived(data, "l1", receipt="r"))
+    assert isinstance(persist, actions.Persist)
+    out = h.feed(inputs.PersistFailed(persist.meta.bundle_id, full=True))
+    reports = [a for a in out if isinstance(a, actions.Persist)]
+    assert len(reports) == 1
+    record = read_admin_record(decode_bundle(reports[0].data))
+    assert record.deleted.asserted and record.reason == StatusReportReason.DEPLETED_STORAGE
