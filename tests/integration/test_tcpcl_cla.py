@@ -131,32 +131,35 @@ def test_a_bundle_the_node_already_holds_is_refused_as_completed_early(tmp_path:
     run(body)
 
 
+async def vanishing_peer(segment_mru: int, got: list[int]) -> asyncio.Server:
+    """A hand-driven passive TCPCLv4 session that hangs up after three segments, noting the
+    length of each segment it received in ``got``."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        session = Session(Role.PASSIVE, SessionConfig(node_id="ipn:9.0", segment_mru=segment_mru),
+                          int(loop.time() * 1000))  # fmt: skip
+        while chunk := await reader.read(65536):
+            session.receive_data(chunk, int(loop.time() * 1000))
+            while (event := session.next_event()) is not None:
+                if isinstance(event, SegmentReceived):
+                    got.append(len(event.data))
+            writer.write(session.data_to_send())
+            if len(got) >= 3:
+                await writer.drain()
+                writer.transport.abort()
+                return
+
+    return await asyncio.start_server(peer, "127.0.0.1", 0)
+
+
 def test_a_peer_that_vanishes_mid_transfer_reports_what_it_acknowledged(tmp_path: Path) -> None:
-    """A hand-driven passive session that hangs up after a few segments."""
+    """A peer that hangs up after a few segments."""
     data = bundle_bytes(400_000)
 
     async def body() -> None:
         got: list[int] = []
-
-        async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            loop = asyncio.get_running_loop()
-            session = Session(Role.PASSIVE, SessionConfig(node_id="ipn:9.0", segment_mru=50_000),
-                              int(loop.time() * 1000))  # fmt: skip
-            while True:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    break
-                session.receive_data(chunk, int(loop.time() * 1000))
-                while (event := session.next_event()) is not None:
-                    if isinstance(event, SegmentReceived):
-                        got.append(len(event.data))
-                writer.write(session.data_to_send())
-                if len(got) >= 3:
-                    await writer.drain()
-                    writer.transport.abort()
-                    return
-
-        server = await asyncio.start_server(peer, "127.0.0.1", 0)
+        server = await vanishing_peer(50_000, got)
         port = server.sockets[0].getsockname()[1]
         tx = sender(Recorder(), tmp_path, max_segment_size=50_000)
         await tx.start()
@@ -182,23 +185,7 @@ def test_a_peer_that_vanishes_mid_file_transfer_reports_what_it_acknowledged(
 
     async def body() -> None:
         got: list[int] = []
-
-        async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            loop = asyncio.get_running_loop()
-            session = Session(Role.PASSIVE, SessionConfig(node_id="ipn:9.0", segment_mru=100_000),
-                              int(loop.time() * 1000))  # fmt: skip
-            while chunk := await reader.read(65536):
-                session.receive_data(chunk, int(loop.time() * 1000))
-                while (event := session.next_event()) is not None:
-                    if isinstance(event, SegmentReceived):
-                        got.append(len(event.data))
-                writer.write(session.data_to_send())
-                if len(got) >= 3:
-                    await writer.drain()
-                    writer.transport.abort()
-                    return
-
-        server = await asyncio.start_server(peer, "127.0.0.1", 0)
+        server = await vanishing_peer(100_000, got)
         port = server.sockets[0].getsockname()[1]
         tx = sender(Recorder(), tmp_path)
         await tx.start()
