@@ -477,12 +477,7 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             self.listener.bundle_created(meta, now)
         else:
             self.listener.bundle_received(meta, pending.link_id, now)
-        for fragment_id in self._reassembled_from.pop(meta.bundle_id, ()):
-            fragment = self._bundles.get(fragment_id)
-            if fragment is not None:
-                self._release(
-                    fragment, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now
-                )
+        self._let_fragments_go(self._reassembled_from.pop(meta.bundle_id, ()), now)
         if pending.report_received is not None:
             self._report(meta, now, received=now, reason=pending.report_received)
         if pending.replaces is not None:
@@ -501,10 +496,8 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
             self._actions.append(act.SubmissionRefused(pending.submission, detail))
         if pending.replaces is not None:
             self._piece_failed(pending.replaces, now)
-        for fragment_id in self._reassembled_from.pop(event.bundle_id, ()):
-            fragment = self._bundles.get(fragment_id)  # back in the book, for a later try
-            if fragment is not None:
-                self._fragments.add(fragment_id, fragment.total_length or 0)
+        # a reassembled bundle that could not be stored: its fragments wait for a later try
+        self._book_fragments(self._reassembled_from.pop(event.bundle_id, ()))
         for receipt, custody in [(pending.receipt, None), *pending.duplicates]:
             self._ack(receipt, False, reason)
             if custody is not None:
@@ -527,12 +520,7 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         elif meta.retention & Retention.DISPATCH_PENDING:
             if not self._fragments.busy(meta.bundle_id):
                 # fragments of a bundle that has now come whole are of no more use
-                for fragment_id in self._fragments.finish(meta.bundle_id):
-                    fragment = self._bundles.get(fragment_id)
-                    if fragment is not None:
-                        self._release(
-                            fragment, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now
-                        )
+                self._let_fragments_go(self._fragments.finish(meta.bundle_id), now)
             self._deliveries.wait(meta.bundle_id, meta.destination)
             if self._deliveries.is_active(meta.destination):
                 self._deliver(meta)
@@ -571,6 +559,22 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
     def _on_deregistered(self, event: inp.ApplicationDeregistered, now: int) -> None:
         self._deliveries.deregister(event.endpoint, forget=event.forget)
 
+    def _let_fragments_go(self, fragment_ids: Iterable[str], now: int) -> None:
+        """The fragments are no longer needed for reassembly (the whole bundle is here)."""
+        for fragment_id in fragment_ids:
+            fragment = self._bundles.get(fragment_id)
+            if fragment is not None:
+                self._release(
+                    fragment, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now
+                )
+
+    def _book_fragments(self, fragment_ids: Iterable[str]) -> None:
+        """Held fragments go (back) into the fragment book, for a later reassembly."""
+        for fragment_id in fragment_ids:
+            fragment = self._bundles.get(fragment_id)
+            if fragment is not None:
+                self._fragments.add(fragment_id, fragment.total_length or 0)
+
     def _maybe_reassemble(self, whole: str) -> None:
         fragment_ids = self._fragments.ready(whole)
         if fragment_ids is not None:
@@ -582,18 +586,10 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         if whole in self._pending:
             # It came whole meanwhile and is being stored: the fragments wait until it is
             # (if that fails they are all the node has); its delivery lets them go.
-            for fragment_id in parts:
-                fragment = self._bundles.get(fragment_id)
-                if fragment is not None:
-                    self._fragments.add(fragment_id, fragment.total_length or 0)
+            self._book_fragments(parts)
             return
         if whole in self._bundles or whole in self._seen:  # it came (and went) whole meanwhile
-            for fragment_id in parts:
-                fragment = self._bundles.get(fragment_id)
-                if fragment is not None:
-                    self._release(
-                        fragment, Retention.REASSEMBLY_PENDING, R.NO_ADDITIONAL_INFORMATION, now
-                    )
+            self._let_fragments_go(parts, now)
             return
         bundle = None
         if event.data is not None:
