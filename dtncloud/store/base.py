@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import IntFlag
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
-__all__ = ["BundleMeta", "Retention", "Store", "StoreUsage"]
+__all__ = ["BundleMeta", "Retention", "Store", "StoreContext", "StoreUsage"]
 
 
 class Retention(IntFlag):
@@ -93,6 +94,28 @@ class StoreUsage:
         if self.quota_bytes is None:
             return None
         return max(0, self.quota_bytes - self.bytes)
+
+
+class StoreContext:
+    """``async with store:`` opens the store and closes it again, for the implementations."""
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
 
 @runtime_checkable

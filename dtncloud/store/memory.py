@@ -13,11 +13,10 @@ same conformance suite, including the quota and the exceptions.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from types import TracebackType
 
 from dtncloud.errors import BundleNotFound, StoreError, StoreFull
 from dtncloud.store._check import check_meta, check_put, check_state, check_update_size
-from dtncloud.store.base import BundleMeta, StoreUsage
+from dtncloud.store.base import BundleMeta, StoreContext, StoreUsage
 
 __all__ = ["MemoryStore", "MemoryStoreCore"]
 
@@ -99,7 +98,7 @@ def _full_message(meta: BundleMeta, used: int, quota: int) -> str:
     )
 
 
-class MemoryStore:
+class MemoryStore(StoreContext):
     """The async :class:`~dtncloud.store.base.Store` over a :class:`MemoryStoreCore`.
 
     ``MemoryStore()`` makes a new core (with ``quota_bytes``); ``MemoryStore(core)`` wraps an
@@ -127,18 +126,6 @@ class MemoryStore:
 
     async def close(self) -> None:
         self._open = False
-
-    async def __aenter__(self) -> MemoryStore:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def put(self, meta: BundleMeta, data: bytes) -> None:
         self._checked().put(meta, data)

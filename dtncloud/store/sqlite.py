@@ -23,7 +23,6 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiosqlite
@@ -50,7 +49,7 @@ from dtncloud.store._writer import (
     Writer,
     translate,
 )
-from dtncloud.store.base import BundleMeta, StoreUsage
+from dtncloud.store.base import BundleMeta, StoreContext, StoreUsage
 
 __all__ = ["DATABASE_NAME", "RecoveryReport", "SqliteStore"]
 
@@ -62,7 +61,7 @@ SCAN_PAGE = 500
 _SELECT_META = f"SELECT {', '.join(META_COLUMNS)} FROM bundles"
 
 
-class SqliteStore:
+class SqliteStore(StoreContext):
     """A :class:`~dtncloud.store.base.Store` in the folder ``path``.
 
     ``quota_bytes`` caps the sum of stored bundle sizes (None: no cap); ``put`` raises
@@ -189,18 +188,6 @@ class SqliteStore:
             self._read = self._write = None
             unlock_folder(self._lock_fd)
             self._lock_fd = None
-
-    async def __aenter__(self) -> SqliteStore:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- writes: through the writer task ---------------------------------------------------
 
