@@ -652,6 +652,15 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         meta = replace(meta, routing=self.router.admit(meta, None, now))
         self._persist(meta, data, submission=event.submission, created=True)
 
+    def _on_cancelled(self, event: inp.ApplicationCancelled, now: int) -> None:
+        meta = self._bundles.get(event.bundle_id)
+        if meta is not None:
+            self._delete(meta, R.NO_ADDITIONAL_INFORMATION, now)
+
+    def _on_routes_changed(self, event: inp.RoutesChanged, now: int) -> None:
+        for meta in list(self._bundles.values()):
+            self._route(meta, now)  # only those still waiting to be forwarded are routed
+
 
 def index_key(bundle: Bundle, data: bytes | None = None) -> str:
     """The key a BPv7 bundle is stored and indexed under: its ID, but for an anonymous
@@ -683,6 +692,8 @@ _HANDLERS: dict[type, Callable[[BundleProtocolAgent, Any, int], None]] = {
     inp.ApplicationRegistered: BundleProtocolAgent._on_registered,
     inp.ApplicationDeregistered: BundleProtocolAgent._on_deregistered,
     inp.ApplicationSubmitted: BundleProtocolAgent._on_submitted,
+    inp.ApplicationCancelled: BundleProtocolAgent._on_cancelled,
+    inp.RoutesChanged: BundleProtocolAgent._on_routes_changed,
     inp.Delivered: BundleProtocolAgent._on_delivered,
     inp.DeliveryFailed: BundleProtocolAgent._on_delivery_failed,
     inp.Reassembled: BundleProtocolAgent._on_reassembled,

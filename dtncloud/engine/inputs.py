@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from dtncloud.bpv7.flags import BundleFlag
 
 __all__ = [
+    "ApplicationCancelled",
     "ApplicationDeregistered",
     "ApplicationRegistered",
     "ApplicationSubmitted",
@@ -28,6 +29,7 @@ __all__ = [
     "PersistFailed",
     "Reassembled",
     "Refragmented",
+    "RoutesChanged",
     "TransmissionFailed",
     "TransmissionSucceeded",
 ]
@@ -139,6 +141,21 @@ class ApplicationSubmitted:
 
 
 @dataclass(frozen=True, slots=True)
+class ApplicationCancelled:
+    """An application withdraws ``bundle_id``: the node stops keeping it (a deletion report
+    with reason "no additional information" goes out if the bundle asked for one). Ignored
+    when the node no longer holds the bundle."""
+
+    bundle_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesChanged:
+    """The router's configuration changed (a route or contact added or removed at run
+    time): every bundle waiting to be forwarded is routed again."""
+
+
+@dataclass(frozen=True, slots=True)
 class Delivered:
     """The application of ``endpoint`` took ``bundle_id``."""
 
@@ -185,6 +202,8 @@ Input = (
     | ApplicationRegistered
     | ApplicationDeregistered
     | ApplicationSubmitted
+    | ApplicationCancelled
+    | RoutesChanged
     | Delivered
     | DeliveryFailed
     | Reassembled

@@ -380,6 +380,30 @@ class CgrRouter(Router):
         #: (expires_at, bundle ID) of bookings, to forget those of expired bundles
         self._expiries: list[tuple[int, str]] = []
 
+    def replace_plan(self, plan: ContactPlan) -> None:
+        """Route by ``plan`` from now on (contacts added or removed at run time; the agent
+        must then be told ``RoutesChanged``). Bookings on the old plan are dropped: the
+        bundles they were for are routed again, and book again, on the new one."""
+        self.plan = plan
+        self._graph = ContactGraph(plan)
+        self._source = self._graph.node(node_of(self.node_id))
+        self._booked.clear()
+        self._bookings.clear()
+        self._candidates.clear()
+        self._saturated.clear()
+        self._expiries.clear()
+        self._prune_at = self._graph.next_prune
+
+    def add_contact(self, contact: Contact) -> None:
+        if contact not in self.plan:
+            self.replace_plan(self.plan + ContactPlan([contact]))
+
+    def remove_contact(self, contact: Contact) -> bool:
+        if contact not in self.plan:
+            return False
+        self.replace_plan(ContactPlan(c for c in self.plan if c != contact))
+        return True
+
     # -- questions (no booking) ---------------------------------------------------------------
 
     def find_route(

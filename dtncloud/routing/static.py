@@ -112,6 +112,27 @@ class StaticRouter(Router):
         self.routes = tuple(_parse_route(i, item) for i, item in enumerate(routes, 1))
         self.default = None if default is None else _node_id(default, "default")
 
+    def add_route(self, pattern: str, via: str) -> StaticRoute:
+        """Add a route at run time (the agent must then be told ``RoutesChanged``). A route
+        for the same pattern is replaced where it stands; a new one goes first, so that it
+        is not hidden behind a broader route configured earlier."""
+        where = f"route ({pattern!r:.40} via {via!r:.40})"
+        route = StaticRoute(_check_pattern(pattern, where), _node_id(via, where))
+        patterns = [known.pattern for known in self.routes]
+        if route.pattern in patterns:
+            at = patterns.index(route.pattern)
+            self.routes = (*self.routes[:at], route, *self.routes[at + 1 :])
+        else:
+            self.routes = (route, *self.routes)
+        return route
+
+    def remove_route(self, pattern: str) -> bool:
+        """Remove the route for ``pattern``; whether there was one."""
+        kept = tuple(route for route in self.routes if route.pattern != pattern)
+        removed = len(kept) != len(self.routes)
+        self.routes = kept
+        return removed
+
     def next_hop(self, destination: str) -> str | None:
         """The configured next hop for ``destination``, or None when no route matches."""
         for route in self.routes:

@@ -226,6 +226,22 @@ class Node:
         self._handlers.pop(endpoint, None)
         self._feed(inputs.ApplicationDeregistered(endpoint, forget))
 
+    async def cancel(self, bundle_id: str) -> bool:
+        """Withdraw a bundle the node holds (one an application sent and that has not left
+        yet, typically); whether the node held it. Returns once its removal is stored."""
+        if self.agent.bundle(bundle_id) is None:
+            return False
+        self._feed(inputs.ApplicationCancelled(bundle_id))
+        removal = self._last_write  # writes run in order: this one is the removal, or later
+        if removal is not None:
+            await asyncio.gather(removal, return_exceptions=True)
+        return True
+
+    def routes_changed(self) -> None:
+        """Tell the agent the router's routes or contacts changed: waiting bundles are
+        routed again."""
+        self._feed(inputs.RoutesChanged())
+
     # -- links ---------------------------------------------------------------------------
 
     async def connect(self, cla: ConvergenceLayer, address: str) -> Link:
