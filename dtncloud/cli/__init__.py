@@ -1,5 +1,6 @@
-"""The ``dtncloud`` command line: bundle tools (``dtncloud bundle ...``), link tools
-(``dtncloud tcpcl ...``, ``dtncloud udp ...``) and ``dtncloud demo``.
+"""The ``dtncloud`` command line: commands that talk to a running node (``send``, ``recv``,
+``ping``, ``status``, the listings), ``init``, bundle tools (``dtncloud bundle ...``), link
+tools (``dtncloud tcpcl ...``, ``dtncloud udp ...``), ``demo`` and ``tour``.
 
 A shell around the sans-IO core: it reads files and the clock and hands bytes and times to
 the library. Errors caused by bad input come out as one line on stderr,
@@ -15,7 +16,10 @@ from dtncloud import __version__
 from dtncloud.cli._output import DEBUG_KEY, PROG, DtnGroup
 from dtncloud.cli.bundle import bundle
 from dtncloud.cli.demo import demo
+from dtncloud.cli.init import init
+from dtncloud.cli.node import NODE_COMMANDS
 from dtncloud.cli.tcpcl import tcpcl
+from dtncloud.cli.tour import tour
 from dtncloud.cli.udp import udp
 
 __all__ = ["cli", "main"]
@@ -26,18 +30,17 @@ __all__ = ["cli", "main"]
 @click.option("--debug", is_flag=True, help="Show Python tracebacks instead of one-line errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """dtncloud: delay-tolerant networking tools.
+    """dtncloud: delay-tolerant networking for clouds of small, scattered machines.
 
-    Build, inspect, sign, encrypt, fragment and reassemble BPv7 bundles, or watch it all
-    happen in `dtncloud demo`.
+    Talk to a running node (dtnd) with send, recv, ping, status and the listings; create a
+    node with init; build and inspect bundles with `bundle`; test links with tcpcl and udp.
+    `dtncloud demo` runs a small deployment of three nodes on this machine.
     """
     ctx.meta[DEBUG_KEY] = debug
 
 
-cli.add_command(bundle)
-cli.add_command(demo)
-cli.add_command(tcpcl)
-cli.add_command(udp)
+for command in (bundle, demo, init, *NODE_COMMANDS, tcpcl, tour, udp):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

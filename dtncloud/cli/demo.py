@@ -1,298 +1,357 @@
-"""``dtncloud demo``: one sensor reading's trip from a field sensor to a cloud node.
+"""``dtncloud demo``: a small field deployment, live, on this one machine.
 
-The demo runs the library end to end on embedded defaults: build a bundle, encode it, sign it
-(BIB), encrypt it (BCB), inspect it, fragment it for a small link, shuffle and reassemble the
-fragments, decrypt, verify, and check that the payload arrived intact. It prints what it
-measures on the way and leaves every intermediate bundle in a directory, for
-``dtncloud bundle inspect``. Any failed step ends the demo with exit status 1.
+Three real nodes run in this process, each a :class:`~dtncloud.daemon.runner.Daemon` built
+from its own configuration file, with its own SQLite store and application socket, talking
+TCPCLv4 on loopback:
+
+    sensor  --tcpcl-->  relay  --tcpcl over a link that comes and goes-->  cloud
+
+A sensor application sends readings through the sensor node's API; the relay's link to the
+cloud is a TCP relay this command opens and cuts on a schedule (as a satellite pass or a
+flaky WAN would), so readings wait on the relay's disk while it is down and flow when it
+comes back. A cloud application receives them through the cloud node's API. The demo prints
+what happens as it happens, then each reading's journey (when it was sent, stored, forwarded
+and delivered, and through which nodes), and stops every node cleanly.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import contextlib
 import json
-import random
+import shutil
+import socket
 import tempfile
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import click
 
-from dtncloud.bpv7 import (
-    BlockType,
-    Bundle,
-    CrcType,
-    decode_bundle,
-    encode_bundle,
-)
-from dtncloud.cli._describe import block_label, describe_bundle
-from dtncloud.cli._output import DEBUG_KEY, CliError, about, atomic_write, error_line
-from dtncloud.cli._params import SIZE
-from dtncloud.dtntime import dtn_time_from_unix
-from dtncloud.errors import DecryptionFailed, DtnError
+from dtncloud.cli._output import CliError
+from dtncloud.client import Client
+from dtncloud.daemon.config import load_config
+from dtncloud.daemon.runner import Daemon
+from dtncloud.engine import EngineListener
+from dtncloud.routing.base import LinkInfo
+from dtncloud.store.base import BundleMeta
 
 __all__ = ["demo"]
 
-SENSOR = "dtn://sensor-7/soil"
-SENSOR_NODE = "dtn://sensor-7/"
-CLOUD = "dtn://cloud/ingest"
-# An Iridium SBD message holds 340 bytes. 200-byte frames would not do: the first fragment
-# carries every extension block, and primary block + BIB + BCB alone take about 290 bytes.
-FRAME_SIZE = 340
-# Fixed, published key material so that the demo can be repeated and its files checked by
-# hand. Real deployments draw keys from a key store and let dtncloud draw a fresh IV each time.
-HMAC_KEY = hashlib.sha256(b"dtncloud demo: integrity key").digest()
-AES_KEY = hashlib.sha256(b"dtncloud demo: content key").digest()
-IV = bytes.fromhex("d7c10ad0000000000000002a")
-SHUFFLE_SEED = 7
-
-T = TypeVar("T")
+NODES = ("sensor", "relay", "cloud")
+INBOX = "dtn://cloud/readings"
 
 
-def _reading() -> bytes:
-    """A day of hourly readings from a soil sensor: about a kilobyte of JSON."""
-    rows = [
-        {
-            "hour": h,
-            "soil_moisture": round(0.31 - 0.004 * h + 0.0001 * h * h, 4),
-            "temp_c": round(11.5 + 6.0 * (1 - abs(h - 14) / 14), 2),
-        }
-        for h in range(24)
-    ]
-    return json.dumps(
-        {"sensor": "field-sensor-7", "site": "north-plot", "hourly": rows}, separators=(",", ":")
-    ).encode()
+@dataclass
+class _Journey:
+    """What happened to one reading, node by node (seconds since the demo started)."""
+
+    seq: int
+    sent: float
+    steps: list[tuple[float, str, str]] = field(default_factory=list)
+    delivered: float | None = None
 
 
-def _elapsed(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    return f"{seconds * 1e3:.2f} ms"
+class _Tracer(EngineListener):
+    """Hears one node's engine and records each reading's steps for the summary."""
+
+    def __init__(self, demo: _Demo, node: str) -> None:
+        self.demo = demo
+        self.node = node
+
+    def _step(self, meta: BundleMeta, what: str) -> None:
+        journey = self.demo.by_id.get(meta.bundle_id)
+        if journey is not None:
+            journey.steps.append((self.demo.elapsed(), self.node, what))
+
+    def bundle_received(self, meta: BundleMeta, link_id: str | None, now: int) -> None:
+        self._step(meta, "stored")
+
+    def bundle_forwarded(self, meta: BundleMeta, link_id: str, now: int) -> None:
+        self._step(meta, "forwarded")
+
+    def bundle_delivered(self, meta: BundleMeta, endpoint: str, now: int) -> None:
+        self._step(meta, "delivered")
+
+    def link_up(self, link: LinkInfo, now: int) -> None:
+        if self.node == "relay" and link.peer_node == "dtn://cloud/":
+            self.demo.cloud_links.add(link.link_id)
+            self.demo.say(f"relay: link to the cloud is up ({link.cla})")
+
+    def link_down(self, link_id: str, reason: str, now: int) -> None:
+        if self.node == "relay" and link_id in self.demo.cloud_links and not self.demo.over:
+            self.demo.cloud_links.discard(link_id)
+            self.demo.say("relay: link to the cloud is down; readings wait on the relay's disk")
 
 
-class _Narrator:
-    """Numbers, times and prints the steps; remembers which step is running."""
+class _FlakyLink:
+    """A TCP relay in front of the cloud's TCPCL port that is cut and restored on demand:
+    while down it closes every connection and refuses new ones, as a lost WAN would."""
 
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = out_dir
-        self.step = 0
-        self.current = "start"
-        self.total = 0.0
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.up = False
+        self.server: asyncio.Server | None = None
+        self.connections: set[asyncio.StreamWriter] = set()
 
-    def begin(self, name: str) -> None:
-        self.current = name
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
 
-    def timed(self, work: Callable[[], T]) -> tuple[T, float]:
-        start = time.perf_counter()
-        result = work()
-        elapsed = time.perf_counter() - start
-        self.total += elapsed
-        return result, elapsed
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self.connections.update((writer, up_writer))
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        self.connections.difference_update((writer, up_writer))
 
-    def say(self, title: str, *lines: str) -> None:
-        self.step += 1
-        click.echo(f"\n{self.step:>2}. {title}")
-        for line in lines:
-            click.echo(f"    {line}")
+    def cut(self) -> None:
+        self.up = False
+        for writer in list(self.connections):
+            writer.transport.abort()
 
-    def save(self, name: str, data: bytes) -> str:
-        path = self.out_dir / name
-        atomic_write(path, data)
-        return str(path)
+    async def stop(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
 
 
-@click.command(short_help="Watch a sensor reading travel to the cloud, step by step.")
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    with contextlib.suppress(OSError):
+        writer.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _write_configs(base: Path, ports: dict[str, int], flaky_port: int) -> dict[str, Path]:
+    """One configuration file per node, as an operator would write them."""
+    routes = {
+        "sensor": ("relay", ports["relay"], 'destination = "*"\nvia = "dtn://relay/"'),
+        "relay": ("cloud", flaky_port, 'destination = "dtn://cloud/*"\nvia = "dtn://cloud/"'),
+        "cloud": None,
+    }
+    paths = {}
+    for name in NODES:
+        directory = base / name
+        directory.mkdir(mode=0o700)
+        text = (
+            f'node_id = "dtn://{name}/"\n'
+            f'data_dir = "."\n\n'
+            f'[log]\nlevel = "warning"\n\n'
+            f'[[cla]]\ntype = "tcpcl"\nlisten = "127.0.0.1:{ports[name]}"\n'
+            f'keepalive = "2s"\nreconnect = "200ms"\nreconnect_max = "1s"\n\n'
+        )
+        route = routes[name]
+        if route is not None:
+            peer, port, rule = route
+            text += (
+                f'[[peer]]\nnode_id = "dtn://{peer}/"\ncla = "tcpcl"\n'
+                f'address = "127.0.0.1:{port}"\n\n'
+                f'[routing]\nrouter = "static"\n\n[[routing.route]]\n{rule}\n'
+            )
+        path = directory / "dtncloud.toml"
+        path.write_text(text, encoding="utf-8")
+        paths[name] = path
+    return paths
+
+
+class _Demo:
+    def __init__(self, readings: int, interval: float, up_s: float, down_s: float) -> None:
+        self.readings = readings
+        self.interval = interval
+        self.up_s = up_s
+        self.down_s = down_s
+        self.started = time.monotonic()
+        self.journeys: list[_Journey] = []
+        self.by_id: dict[str, _Journey] = {}
+        self.daemons: dict[str, Daemon] = {}
+        #: the relay's links to the cloud that are up
+        self.cloud_links: set[str] = set()
+        self.over = False  # every reading arrived: links going down now are the shutdown
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def say(self, line: str) -> None:
+        click.echo(f"[{self.elapsed():5.1f}s] {line}")
+
+    async def run(self, base: Path) -> None:
+        ports = {name: _free_port() for name in NODES}
+        flaky = _FlakyLink(ports["cloud"])
+        paths = _write_configs(base, ports, await flaky.start())
+        click.echo(f"Nodes' configurations, stores and sockets are in {base}")
+        try:
+            for name in NODES:
+                config = load_config(paths[name])
+                daemon = Daemon(config, listeners=[_Tracer(self, name)])
+                await daemon.start()
+                self.daemons[name] = daemon
+                self.say(f"{name}: node {config.node_id} up, TCPCLv4 on 127.0.0.1:{ports[name]}")
+            await self._exchange(flaky)
+        finally:
+            await flaky.stop()
+            for name in reversed(NODES):
+                if name in self.daemons:
+                    await self.daemons[name].stop()
+            self.say("every node stopped cleanly")
+
+    async def _exchange(self, flaky: _FlakyLink) -> None:
+        sensor_api = self.daemons["sensor"].config.api.socket
+        cloud_api = self.daemons["cloud"].config.api.socket
+        async with (
+            await Client.connect(str(cloud_api)) as cloud,
+            await Client.connect(str(sensor_api)) as sensor,
+        ):
+            inbox = await cloud.register(INBOX)
+            receiving = asyncio.create_task(self._receive(cloud, inbox))
+            scheduling = asyncio.create_task(self._schedule(flaky))
+            try:
+                for seq in range(1, self.readings + 1):
+                    payload = json.dumps(
+                        {"sensor": "soil-1", "seq": seq, "moisture": round(0.31 - 0.01 * seq, 3)}
+                    ).encode()
+                    journey = _Journey(seq, self.elapsed())
+                    bundle_id = await sensor.send(INBOX, payload, source="dtn://sensor/soil")
+                    journey.steps.append((self.elapsed(), "sensor", "stored"))
+                    self.journeys.append(journey)
+                    self.by_id[bundle_id] = journey
+                    self.say(f"sensor: reading {seq}/{self.readings} sent as {bundle_id}")
+                    await asyncio.sleep(self.interval)  # the sensor's sampling period
+                await asyncio.wait_for(receiving, timeout=60)
+                self.over = True
+            except TimeoutError:
+                raise CliError(
+                    "demo: not every reading reached the cloud within a minute"
+                ) from None
+            finally:
+                scheduling.cancel()
+                receiving.cancel()
+                await asyncio.gather(scheduling, receiving, return_exceptions=True)
+        self._summary()
+
+    async def _receive(self, cloud: Client, inbox: str) -> None:
+        got = 0
+        async for bundle in cloud.bundles(inbox):
+            reading = json.loads(bundle.payload)
+            journey = self.by_id.get(bundle.bundle_id)
+            if journey is not None:
+                journey.delivered = self.elapsed()
+            self.say(
+                f"cloud: reading {reading['seq']} arrived from {bundle.source}"
+                f" (moisture {reading['moisture']})"
+            )
+            await bundle.ack()
+            got += 1
+            if got == self.readings:
+                return
+
+    async def _schedule(self, flaky: _FlakyLink) -> None:
+        """The relay's link to the cloud: down first, then up and down in turn."""
+        while True:
+            await asyncio.sleep(self.down_s)
+            flaky.up = True
+            self.say("(the WAN between relay and cloud comes back)")
+            await asyncio.sleep(self.up_s)
+            flaky.cut()
+            self.say("(the WAN between relay and cloud fails)")
+
+    def _summary(self) -> None:
+        click.echo("")
+        click.echo(
+            "reading  sent    arrived  latency  journey (stored at each node; time held there)"
+        )
+        for journey in self.journeys:
+            if journey.delivered is None:
+                click.echo(f"{journey.seq:>7}  {journey.sent:5.1f}s  (not arrived)")
+                continue
+            latency = journey.delivered - journey.sent
+            click.echo(
+                f"{journey.seq:>7}  {journey.sent:5.1f}s  {journey.delivered:6.1f}s"
+                f"  {latency:6.1f}s  {_hops(journey)}"
+            )
+        click.echo("")
+
+
+def _hops(journey: _Journey) -> str:
+    """``sensor 0.1s (0.0s) -> relay 0.2s (2.6s) -> cloud 2.8s``: where the reading was
+    stored, when, and how long it stayed before it was forwarded."""
+    stored: dict[str, float] = {}
+    left: dict[str, float] = {}
+    for at, node, what in journey.steps:
+        if what == "stored":
+            stored.setdefault(node, at)
+        elif what == "forwarded":
+            left.setdefault(node, at)
+    parts = []
+    for node in sorted(stored, key=stored.__getitem__):
+        part = f"{node} {stored[node]:.1f}s"
+        if node in left:
+            part += f" (held {left[node] - stored[node]:.1f}s)"
+        parts.append(part)
+    return " -> ".join(parts)
+
+
+@click.command(short_help="Run a sensor, a relay and a cloud node and watch readings travel.")
+@click.option("--readings", type=click.IntRange(1, 1000), default=12, show_default=True)
 @click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False),
-    help="Where to leave the bundle files [default: a new temporary directory].",
-)
-@click.option(
-    "--frame-size",
-    type=SIZE,
-    default=FRAME_SIZE,
+    "--interval",
+    type=click.FloatRange(0, 60),
+    default=0.5,
     show_default=True,
-    help="Largest bundle the small link carries, in bytes.",
+    help="Seconds between readings.",
 )
-def demo(out_dir: str | None, frame_size: int) -> None:
-    """Send a sensor reading to the cloud: build, sign, encrypt, fragment, reassemble,
-    decrypt, verify. No arguments needed; exit status 1 if any step fails."""
-    if out_dir is None:
-        directory = Path(tempfile.mkdtemp(prefix="dtncloud-demo-"))
-    else:
-        directory = Path(out_dir)
-        with about(out_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-    narrator = _Narrator(directory)
-    try:
-        _run(narrator, frame_size)
-    except (DtnError, OSError) as exc:
-        if click.get_current_context().meta.get(DEBUG_KEY):
-            raise
-        where = narrator.current
-        raise CliError(f"demo: {where} failed: {error_line(None, exc)}") from exc
-
-
-def _run(n: _Narrator, frame_size: int) -> None:
-    from dtncloud import bpsec
-    from dtncloud.bpv7.fragment import fragment_bundle, reassemble
-
-    directory = n.out_dir
-    click.echo("dtncloud demo: a soil sensor in a field sends a day of readings to the cloud.")
-    click.echo(f"Bundle files go to {directory}")
-    click.echo("Keys and the IV are fixed so that the demo can be repeated:")
-    click.echo("fine for a demonstration, never for real traffic.")
-
-    n.begin("build")
-    payload = _reading()
-    # The CLI is a shell: it reads the wall clock and hands the time to the core.
-    now = dtn_time_from_unix(datetime.now(UTC).timestamp())
-    original, took = n.timed(
-        lambda: Bundle.create(
-            source=SENSOR,
-            destination=CLOUD,
-            payload=payload,
-            creation_time=now,
-            sequence=1,
-            lifetime=6 * 3_600_000,
-            hop_limit=16,
-            block_crc_type=CrcType.CRC32C,
-        )
-    )
-    n.say(
-        "build",
-        f"from {SENSOR} to {CLOUD}: a {len(payload)}-byte JSON payload,",
-        "lifetime 6h, hop limit 16, CRC-32C on every block",
-        f"bundle ID {original.id} (built in {_elapsed(took)})",
-    )
-
-    n.begin("encode")
-    plain, took = n.timed(lambda: encode_bundle(original))
-    decoded, took_back = n.timed(lambda: decode_bundle(plain))
-    if decoded != original:
-        raise CliError("demo: the decoded bundle differs from the one encoded")
-    path = n.save("01-plain.bundle", plain)
-    n.say(
-        "encode",
-        f"{len(plain)} bytes of CBOR ({len(plain) - len(payload)} bytes of blocks around the "
-        f"payload) in {_elapsed(took)}",
-        f"decoded back, identical, in {_elapsed(took_back)}",
-        f"wrote {path}",
-    )
-
-    n.begin("sign")
-    signed, took = n.timed(
-        lambda: bpsec.sign(
-            original, [0, 1], key=HMAC_KEY, security_source=SENSOR_NODE, sha_variant=5
-        )
-    )
-    signed_bytes = encode_bundle(signed)
-    bib = next(signed.blocks_of_type(BlockType.BLOCK_INTEGRITY))
-    path = n.save("02-signed.bundle", signed_bytes)
-    n.say(
-        "sign",
-        f"BIB block {bib.number}: HMAC-SHA256 over the primary block and the payload",
-        f"{len(signed_bytes)} bytes (+{len(signed_bytes) - len(plain)}) in {_elapsed(took)}",
-        f"wrote {path}",
-    )
-
-    n.begin("encrypt")
-    encrypted, took = n.timed(
-        lambda: bpsec.encrypt(
-            signed, [1], key=AES_KEY, security_source=SENSOR_NODE, iv=IV, aes_variant=3
-        )
-    )
-    sealed = encode_bundle(encrypted)
-    bcb = next(encrypted.blocks_of_type(BlockType.BLOCK_CONFIDENTIALITY))
-    path = n.save("03-encrypted.bundle", sealed)
-    n.say(
-        "encrypt",
-        f"BCB block {bcb.number}: AES-256-GCM over the payload and, as RFC 9172 requires,",
-        f"the BIB that covers it; {len(sealed)} bytes (+{len(sealed) - len(signed_bytes)}) "
-        f"in {_elapsed(took)}",
-        f"wrote {path}",
-    )
-
-    n.begin("inspect")
-    lines, took = n.timed(lambda: describe_bundle(decode_bundle(sealed), sealed, path))
-    n.say(f"inspect: decoded and described in {_elapsed(took)}", *lines)
-
-    n.begin("fragment")
-    pieces, took = n.timed(lambda: fragment_bundle(encrypted, frame_size))
-    frames = [encode_bundle(piece) for piece in pieces]
-    for number, data in enumerate(frames):
-        n.save(f"04-fragment-{number:02d}.bundle", data)
-    overhead = sum(map(len, frames)) - len(sealed)
-    n.say(
-        f"fragment for a link that carries {frame_size} bytes at a time (an Iridium SBD message)",
-        f"{len(frames)} fragments of {min(map(len, frames))} to {max(map(len, frames))} bytes "
-        f"in {_elapsed(took)}",
-        f"{overhead} bytes of repeated headers: {overhead / len(sealed):.0%} more on the link",
-        f"wrote {directory / '04-fragment-NN.bundle'} for NN = 00 to {len(frames) - 1:02d}",
-    )
-
-    n.begin("reassemble")
-    order = list(range(len(frames)))
-    random.Random(SHUFFLE_SEED).shuffle(order)
-    arrived = [decode_bundle(frames[i]) for i in order]
-    whole, took = n.timed(lambda: reassemble(arrived))
-    rebuilt = encode_bundle(whole)
-    path = n.save("05-reassembled.bundle", rebuilt)
-    n.say(
-        "shuffle and reassemble",
-        f"the fragments arrive in the order {', '.join(map(str, order))}",
-        f"reassembled in {_elapsed(took)}: {len(rebuilt)} bytes, "
-        f"{'identical to' if rebuilt == sealed else 'DIFFERENT from'} the encrypted bundle",
-        f"wrote {path}",
-    )
-    if rebuilt != sealed:
-        raise CliError("demo: the reassembled bundle differs from the one fragmented")
-
-    n.begin("tamper check")
-    altered = bytearray(whole.payload)
-    altered[len(altered) // 2] ^= 0x01
-    tampered = whole.replace_block(whole.payload_block.with_data(bytes(altered)))
-    try:
-        bpsec.decrypt(tampered, AES_KEY)
-    except DecryptionFailed as exc:
-        n.say("tamper check", "a copy with one flipped ciphertext bit is refused:", str(exc))
-    else:
-        raise CliError("demo: decryption accepted a tampered payload")
-
-    n.begin("decrypt")
-    opened, took = n.timed(lambda: bpsec.decrypt(whole, AES_KEY))
-    opened_bytes = encode_bundle(opened)
-    path = n.save("06-decrypted.bundle", opened_bytes)
-    n.say("decrypt", f"{len(opened_bytes)} bytes in {_elapsed(took)}", f"wrote {path}")
-
-    n.begin("verify")
-    checked, took = n.timed(lambda: bpsec.verify(opened, HMAC_KEY))
-    n.say(
-        "verify",
-        *(
-            f"{block_label(opened, item.target)} verified by BIB block {item.bib}"
-            for item in checked
-        ),
-        f"in {_elapsed(took)}",
-    )
-
-    n.begin("deliver")
-    if opened.payload != payload:
-        raise CliError("demo: the payload that arrived differs from the one sent")
-    digest = hashlib.sha256(opened.payload).hexdigest()
-    n.say(
-        "deliver",
-        f"payload intact: {len(opened.payload)} bytes, sha256 {digest[:16]}..., "
-        "the same as the sensor sent",
-    )
-
-    click.echo(f"\nDone: {n.step} steps, {_elapsed(n.total)} of library time in all. Look closer:")
-    click.echo(f"  dtncloud bundle inspect {directory / '03-encrypted.bundle'}")
-    click.echo(f"  dtncloud bundle verify {directory / '02-signed.bundle'} --key {HMAC_KEY.hex()}")
+@click.option(
+    "--link-up",
+    "up_s",
+    type=click.FloatRange(0.1, 600),
+    default=2.0,
+    show_default=True,
+    help="Seconds the relay-cloud link stays up.",
+)
+@click.option(
+    "--link-down",
+    "down_s",
+    type=click.FloatRange(0, 600),
+    default=2.5,
+    show_default=True,
+    help="Seconds it stays down.",
+)
+@click.option(
+    "--keep",
+    "keep_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the nodes' files here instead of a temporary directory.",
+)
+def demo(readings: int, interval: float, up_s: float, down_s: float, keep_dir: Path | None) -> None:
+    """Start three dtncloud nodes on this machine (sensor, relay, cloud), each with its own
+    SQLite store, talking TCPCLv4 on loopback; send sensor readings through the relay while
+    its link to the cloud comes and goes; print what arrived, when and through which nodes;
+    stop them all cleanly. No arguments needed."""
+    base = keep_dir or Path(tempfile.mkdtemp(prefix="dtncloud-demo-"))
+    base.mkdir(parents=True, exist_ok=True)
+    if any(base.iterdir()):
+        raise CliError(f"demo: {base} is not empty")
     click.echo(
-        f"  dtncloud bundle decrypt {directory / '03-encrypted.bundle'} --key {AES_KEY.hex()} "
-        "--out decrypted.bundle"
+        f"dtncloud demo: {readings} readings from a field sensor, through a relay whose link"
+        f" to the cloud is up {up_s:g}s and down {down_s:g}s in turn."
     )
+    try:
+        asyncio.run(_Demo(readings, interval, up_s, down_s).run(base))
+    finally:
+        if keep_dir is None:
+            shutil.rmtree(base, ignore_errors=True)

@@ -57,6 +57,7 @@ from dtncloud.errors import ConfigError, InvalidEID
 __all__ = [
     "Contact",
     "ContactPlan",
+    "contact_from_json",
     "parse_contact_plan",
     "parse_ion_contact_plan",
     "parse_json_contact_plan",
@@ -530,6 +531,15 @@ def _json_contact(entry: Any) -> Contact:
         entry.get("owlt", 0),
         float(confidence),
     )
+
+
+def contact_from_json(entry: Any) -> Contact:
+    """One contact in the JSON plan form (``{"from", "to", "start", "end", "rate", ...}``),
+    as an application adds it at run time. Raises a one-line ConfigError."""
+    try:
+        return _json_contact(entry)
+    except ConfigError as exc:
+        raise ConfigError(f"contact: {exc}") from None
 
 
 def parse_json_contact_plan(data: str | bytes | Any, *, source: str | None = None) -> ContactPlan:

@@ -508,7 +508,12 @@ class Node:
         except BaseException as exc:  # an application's failure must not stop the node
             log.warning("delivery of %s to %s failed: %s", action.bundle_id, action.endpoint, exc)
             self._feed(inputs.DeliveryFailed(action.bundle_id, action.endpoint))
-            if handler is not None and self._started:
+            current = self._handlers.get(action.endpoint)
+            if current is not None and current is not handler and self._started:
+                # Another application registered while this one failed: the failure pauses
+                # the endpoint in the agent, so start it again for the newcomer at once.
+                self._reactivate(action.endpoint, current)
+            elif handler is not None and self._started:
                 asyncio.get_running_loop().call_later(
                     self.config.retry_ms / 1000, self._reactivate, action.endpoint, handler
                 )

@@ -179,3 +179,33 @@ def test_a_failing_handler_gets_the_bundle_again_later() -> None:
             assert calls == [b"again", b"again"] and not node.stored()
 
     run(body)
+
+
+def test_an_application_registering_while_the_last_one_fails_gets_the_bundle_at_once() -> None:
+    async def body() -> None:
+        router = default_registry.create("static", node_id="dtn://a/", rng=random.Random(1))
+        # retry_ms of an hour: only the immediate reactivation can deliver within the test
+        node = Node(EngineConfig("dtn://a/", retry_ms=3_600_000), MemoryStore(), router)
+        entered = asyncio.Event()
+        release = asyncio.Event()
+        delivered = asyncio.Event()
+
+        async def leaving(delivery: Delivery) -> None:
+            entered.set()
+            await release.wait()
+            raise RuntimeError("the application went away")
+
+        async def newcomer(delivery: Delivery) -> None:
+            delivered.set()
+
+        async with node:
+            node.register("dtn://a/inbox", leaving)
+            await node.send("dtn://a/app", "dtn://a/inbox", b"for whoever is there")
+            await asyncio.wait_for(entered.wait(), 10)
+            node.register("dtn://a/inbox", newcomer)  # while the first delivery is under way
+            release.set()
+            await asyncio.wait_for(delivered.wait(), 10)
+            await node.idle()
+            assert not node.stored()
+
+    run(body)

@@ -1,4 +1,4 @@
-"""``dtncloud demo`` runs to completion, leaves inspectable files, and fails loudly."""
+"""``dtncloud tour`` runs to completion, leaves inspectable files, and fails loudly."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ pytest.importorskip("dtncloud.bpsec")
 pytest.importorskip("dtncloud.bpv7.fragment")
 
 
-def test_demo_runs_to_completion(run: Run, tmp_path: Path) -> None:
-    result = run("demo", "--out-dir", "out")
+def test_tour_runs_to_completion(run: Run, tmp_path: Path) -> None:
+    result = run("tour", "--out-dir", "out")
     assert result.exit_code == 0, result.output
     text = result.stdout
     for step in (
@@ -48,7 +48,7 @@ def test_demo_runs_to_completion(run: Run, tmp_path: Path) -> None:
 
 
 def test_the_commands_it_suggests_work(run: Run, tmp_path: Path) -> None:
-    result = run("demo", "--out-dir", "out")
+    result = run("tour", "--out-dir", "out")
     suggestions = [
         line.split()[1:] for line in result.stdout.splitlines() if line.startswith("  dtncloud ")
     ]
@@ -58,8 +58,8 @@ def test_the_commands_it_suggests_work(run: Run, tmp_path: Path) -> None:
         assert follow.exit_code == 0, (args, follow.stderr)
 
 
-def test_demo_needs_no_arguments(run: Run) -> None:
-    result = run("demo")
+def test_tour_needs_no_arguments(run: Run) -> None:
+    result = run("tour")
     assert result.exit_code == 0, result.output
     match = re.search(r"^Bundle files go to (.+)$", result.stdout, re.MULTILINE)
     assert match is not None
@@ -71,15 +71,15 @@ def test_demo_needs_no_arguments(run: Run) -> None:
 
 
 def test_a_failing_step_ends_the_demo_with_status_1(run: Run) -> None:
-    result = run("demo", "--out-dir", "out", "--frame-size", "150")
+    result = run("tour", "--out-dir", "out", "--frame-size", "150")
     assert result.exit_code == 1
     line = one_error_line(result)
-    assert line.startswith("dtncloud: error: demo: fragment failed: ")
+    assert line.startswith("dtncloud: error: tour: fragment failed: ")
     assert "too small" in line
 
 
 def test_an_unusable_out_dir_is_one_line(run: Run, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
-    result = run("demo", "--out-dir", "file/sub")
+    result = run("tour", "--out-dir", "file/sub")
     assert result.exit_code == 1
     one_error_line(result)
