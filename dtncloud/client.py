@@ -271,12 +271,17 @@ class Client:
         reports: Iterable[str] = (),
         report_to: str | None = None,
         custody: bool = False,
+        sign: str | bool | None = None,
+        encrypt: str | bool | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> str:
         """Send ``payload`` to ``destination``; returns the bundle ID once the node has
         stored it. ``lifetime`` is in seconds (the node's default if None); ``reports``
         names the status reports to ask for (reception, forwarding, delivery, deletion).
-        ``progress(sent, total)`` is called as the request is written, for big payloads."""
+        ``sign`` and ``encrypt`` name one of the node's BPSec keys, or are False for none
+        (None: the node's configured default). ``custody`` asks for custody transfer,
+        which the node must have switched on. ``progress(sent, total)`` is called as the
+        request is written, for big payloads."""
         payload = bytes(payload)
         if self.max_payload is not None and len(payload) > self.max_payload:
             raise ApiError(
@@ -294,6 +299,13 @@ class Client:
             fields["report_to"] = report_to
         if custody:
             fields["custody"] = True
+        bpsec = {
+            name: value
+            for name, value in (("sign", sign), ("encrypt", encrypt))
+            if value is not None
+        }
+        if bpsec:
+            fields["bpsec"] = bpsec
         answer = await self._call("send", fields, progress=progress)
         return str(answer["bundle_id"])
 

@@ -95,7 +95,19 @@ def _run(api: str | None, token: str | None, work: Callable[[Client], Awaitable[
     help="Ask for a status report (repeatable).",
 )
 @click.option("--report-to", metavar="EID", help="Where status reports go (default: the source).")
-@click.option("--custody", is_flag=True, help="Ask for custody transfer.")
+@click.option(
+    "--custody", is_flag=True, help="Ask for custody transfer (the node must have it on)."
+)
+@click.option(
+    "--sign",
+    metavar="KEY",
+    help="Sign with this BPSec key of the node ('none': do not; default: the node's setting).",
+)
+@click.option(
+    "--encrypt",
+    metavar="KEY",
+    help="Encrypt the payload with this BPSec key ('none': do not; default: the node's setting).",
+)
 def send(
     api: str | None,
     token: str | None,
@@ -107,6 +119,8 @@ def send(
     reports: tuple[str, ...],
     report_to: str | None,
     custody: bool,
+    sign: str | None,
+    encrypt: str | None,
 ) -> None:
     """Send a bundle through the node; prints its bundle ID once the node has stored it."""
     if (path is None) == (text is None):
@@ -129,10 +143,16 @@ def send(
                 reports=reports,
                 report_to=report_to,
                 custody=custody,
+                sign=_key_choice(sign),
+                encrypt=_key_choice(encrypt),
                 progress=progress,
             )
 
     click.echo(_run(api, token, work))
+
+
+def _key_choice(name: str | None) -> str | bool | None:
+    return False if name == "none" else name
 
 
 class _progress:

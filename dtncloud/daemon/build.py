@@ -93,6 +93,7 @@ def _tcpcl(node: Node, *, config: NodeConfig, cla: ClaConfig) -> TcpclConvergenc
         sizes["segment_mru"] = sizes["max_segment_size"] = cla.segment_mru
     if cla.transfer_mru is not None:
         sizes["transfer_mru"] = cla.transfer_mru
+    tls = _tls(cla)  # outside the try below: its errors name the cla already
     try:
         options = TcpclOptions(
             node_id=config.node_id,
@@ -100,7 +101,7 @@ def _tcpcl(node: Node, *, config: NodeConfig, cla: ClaConfig) -> TcpclConvergenc
             port=4556 if listen is None else listen[1],
             version=3 if cla.type == "tcpclv3" else 4,
             keepalive_s=cla.keepalive_s,
-            tls=_tls(cla),
+            tls=tls,
             peers=peer_addresses(config, cla.name),
             spool_dir=config.data_dir / "spool",
             max_sessions=cla.max_sessions,

@@ -48,7 +48,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from dtncloud.bpsec.node_policy import BundleSecurity
 from dtncloud.bpv7 import DEFAULT_MAX_BUNDLE_SIZE
+from dtncloud.daemon.keys import read_bpsec
 from dtncloud.daemon.units import (
     TomlTable,
     describe_value,
@@ -283,6 +285,7 @@ class NodeConfig:
     peers: tuple[PeerConfig, ...]
     routing: RoutingConfig
     discovery: DiscoverySection
+    bpsec: BundleSecurity = field(default_factory=BundleSecurity)
 
 
 # -- entry points ---------------------------------------------------------------------------
@@ -468,6 +471,7 @@ class _Reader:
         peers = self.peers(top.tables("peer", "peer"), clas, node_id)
         routing = self.routing(top.table("routing"), node_id)
         discovery = self.discovery(top.table("discovery"))
+        bpsec = read_bpsec(top.table("bpsec"), self.base_dir)
         top.finish()
         return NodeConfig(
             node_id=node_id,
@@ -482,6 +486,7 @@ class _Reader:
             peers=peers,
             routing=routing,
             discovery=discovery,
+            bpsec=bpsec,
         )
 
     # -- sections ---------------------------------------------------------------------------

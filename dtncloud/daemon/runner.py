@@ -15,12 +15,15 @@ import logging
 import os
 import random
 import signal
+import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from dtncloud.cla.base import ConvergenceLayer
 from dtncloud.cla.discovery import DiscoveryService
+from dtncloud.client import Client
 from dtncloud.daemon.build import (
     build_clas,
     build_discovery,
@@ -28,7 +31,7 @@ from dtncloud.daemon.build import (
     build_router,
     build_store,
 )
-from dtncloud.daemon.config import NodeConfig
+from dtncloud.daemon.config import NodeConfig, default_config, load_config
 from dtncloud.daemon.inventory import DaemonInventory
 from dtncloud.engine import EngineListener
 from dtncloud.engine.listener import Listeners
@@ -40,7 +43,7 @@ from dtncloud.runtime.http import MetricsServer
 from dtncloud.runtime.metrics import NodeMetrics
 from dtncloud.runtime.node import Node, wall_clock_ms
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "embedded"]
 
 log = logging.getLogger("dtncloud.daemon")
 
@@ -70,6 +73,7 @@ class Daemon:
             listener=Listeners([self.metrics, *listeners]) if listeners else self.metrics,
             clock=clock,
             rng=self.rng,
+            security=config.bpsec,
         )
         self.clas: dict[str, ConvergenceLayer] = build_clas(self.node, config)
         self.echo = EchoService(self.node)
@@ -156,6 +160,14 @@ class Daemon:
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
+    async def client(self) -> Client:
+        """A :class:`~dtncloud.client.Client` connected to this node in-process, over a
+        socket pair (embedded mode: the application runs its node itself). Close it before
+        the daemon stops."""
+        ours, theirs = socket.socketpair()
+        await self.api_server.serve_socket(theirs)
+        return await Client.from_socket(ours)
+
     # -- what status displays show -------------------------------------------------------
 
     def _describe_clas(self) -> list[str]:
@@ -197,3 +209,27 @@ def check_config(config: NodeConfig) -> None:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(str(exc)) from None
+
+
+@contextlib.asynccontextmanager
+async def embedded(
+    where: NodeConfig | str | os.PathLike[str], *, node_id: str | None = None
+) -> AsyncIterator[Daemon]:
+    """Run a node inside this process for the ``async with`` block: ``where`` is a
+    configuration, a configuration file, or a data directory for the embedded defaults
+    (with ``node_id``, default ``dtn://<hostname>/``). ``await daemon.client()`` talks to
+    it as an application would talk to ``dtnd``.
+
+    Example::
+
+        async with embedded("/var/lib/myapp/dtn", node_id="dtn://pump-3/") as node:
+            async with await node.client() as client:
+                await client.send("dtn://cloud/telemetry", b"...")
+    """
+    if isinstance(where, NodeConfig):
+        config = where
+    else:
+        path = Path(where)
+        config = load_config(path) if path.is_file() else default_config(path.resolve(), node_id)
+    async with Daemon(config) as daemon:
+        yield daemon

@@ -215,6 +215,20 @@ router = "static"
 # multicast = {_bool(discovery.multicast)}
 # Send beacons to these addresses too (unicast or broadcast; host[:port]).
 # destinations = []
+
+[bpsec]
+# Bundle Protocol Security with keys shared across a fleet. Default: none. Each key is a
+# file (relative to this file, private: chmod 600) holding it in hex, e.g. made with
+# `openssl rand -hex 32`. Example:
+#   keys = {{ fleet = "keys/fleet.key" }}
+# Sign (BIB-HMAC-SHA2) and/or encrypt the payload (BCB-AES-GCM) of every bundle sent by
+# this node's applications, with the named key; applications may choose per bundle.
+#   sign = "fleet"
+#   encrypt = "fleet"
+# Verify and decrypt bundles before they are delivered here; a bundle that fails is
+# deleted, never delivered. With require, unprotected bundles are refused too.
+#   accept = "fleet"
+#   require = false
 """
 
 

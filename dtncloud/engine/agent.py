@@ -52,6 +52,7 @@ from dtncloud.errors import (
     BundleDecodeError,
     BundleEncodeError,
     CodecError,
+    DtnError,
     InvalidEID,
 )
 from dtncloud.routing.base import node_of
@@ -550,6 +551,11 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
     def _on_delivery_failed(self, event: inp.DeliveryFailed, now: int) -> None:
         self._deliveries.failed(event.bundle_id, event.endpoint)
 
+    def _on_delivery_refused(self, event: inp.DeliveryRefused, now: int) -> None:
+        meta = self._bundles.get(event.bundle_id)
+        if meta is not None:
+            self._delete(meta, event.reason, now)
+
     def _on_registered(self, event: inp.ApplicationRegistered, now: int) -> None:
         for bundle_id in self._deliveries.register(event.endpoint):
             meta = self._bundles.get(bundle_id)
@@ -633,8 +639,10 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
                 hop_limit=event.hop_limit,
                 bundle_age=None if creation_time else 0,
             )
+            if event.secure is not None:
+                bundle = event.secure(bundle)
             data = encode_bundle(bundle)
-        except (InvalidEID, BundleEncodeError, ValueError) as exc:
+        except (InvalidEID, BundleEncodeError, ValueError, DtnError) as exc:
             self._actions.append(act.SubmissionRefused(event.submission, str(exc)))
             return
         if len(data) > self.config.max_bundle_size:
@@ -696,6 +704,7 @@ _HANDLERS: dict[type, Callable[[BundleProtocolAgent, Any, int], None]] = {
     inp.RoutesChanged: BundleProtocolAgent._on_routes_changed,
     inp.Delivered: BundleProtocolAgent._on_delivered,
     inp.DeliveryFailed: BundleProtocolAgent._on_delivery_failed,
+    inp.DeliveryRefused: BundleProtocolAgent._on_delivery_refused,
     inp.Reassembled: BundleProtocolAgent._on_reassembled,
     inp.Refragmented: BundleProtocolAgent._on_refragmented,
 }

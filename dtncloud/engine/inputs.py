@@ -10,8 +10,10 @@ applications report into these values. Several answer an action the agent emitte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.flags import BundleFlag
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "BundleReceived",
     "Delivered",
     "DeliveryFailed",
+    "DeliveryRefused",
     "Input",
     "LinkDown",
     "LinkUp",
@@ -138,6 +141,9 @@ class ApplicationSubmitted:
     report_to: str | None = None
     hop_limit: int | None = None
     submission: object = None
+    #: applied to the new bundle before it is encoded (BPSec: sign, encrypt); what it raises
+    #: refuses the submission
+    secure: Callable[[Bundle], Bundle] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +176,16 @@ class DeliveryFailed:
 
     bundle_id: str
     endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRefused:
+    """``bundle_id`` may never be delivered to ``endpoint`` (it failed the node's security
+    checks): the agent deletes it with ``reason`` (a status report reason code)."""
+
+    bundle_id: str
+    endpoint: str
+    reason: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +222,7 @@ Input = (
     | RoutesChanged
     | Delivered
     | DeliveryFailed
+    | DeliveryRefused
     | Reassembled
     | Refragmented
 )

@@ -409,11 +409,26 @@ class Connection:
         if report_to is not None:
             report_to = service.resolve(report_to, "report_to")
         hop_limit = field(request, "hop_limit", int, None)
-        options: dict[str, Any] = {}
-        if field(request, "custody", bool, False):
-            if not service.node_takes_custody:
-                raise ApiError("custody is not supported by this node", "bad_request")
-            options["custody"] = True
+        if field(request, "custody", bool, False) and not self.node.config.custody:
+            # Custody transfer is the node's to give (BIBE to its neighbours), not a bundle's.
+            raise ApiError(
+                "custody transfer is off on this node ([engine] custody = true turns it on)",
+                "bad_request",
+            )
+        bpsec = field(request, "bpsec", dict, {})
+        choices = {}
+        for role in ("sign", "encrypt"):
+            choice = bpsec.get(role, True)
+            if not isinstance(choice, str | bool):
+                raise ApiError(f"field 'bpsec.{role}': a key name or a bool", "bad_request")
+            choices[role] = choice
+        unknown = set(bpsec) - {"sign", "encrypt"}
+        if unknown:
+            raise ApiError(f"field 'bpsec': unknown {', '.join(sorted(unknown))}", "bad_request")
+        try:
+            secure = self.node.security.protector(choices["sign"], choices["encrypt"])
+        except ConfigError as exc:
+            raise ApiError(str(exc), "bad_request") from None
         bundle_id = await self.node.send(
             source,
             destination,
@@ -422,7 +437,7 @@ class Connection:
             flags=flags,
             report_to=report_to,
             hop_limit=hop_limit,
-            **options,
+            secure=secure,
         )
         return {"bundle_id": bundle_id}
 

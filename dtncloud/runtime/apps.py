@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 from typing import Any, Protocol
 
 from dtncloud.eid import EID
@@ -179,8 +178,6 @@ class ApiService:
         self.owners: dict[str, Connection] = {}
         self._connections: set[Connection] = set()
         self._closed = False
-        # Node.send takes custody requests once the engine author adds them.
-        self.node_takes_custody = "custody" in inspect.signature(node.send).parameters
 
     @property
     def max_frame(self) -> int:

@@ -29,7 +29,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dtncloud.bpsec.node_policy import BundleSecurity
 from dtncloud.bpv6.codec import decode_bundle as decode_bundle_v6
+from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.decode import decode_bundle
 from dtncloud.bpv7.flags import BundleFlag, StatusReportReason
 from dtncloud.bpv7.reactive import acknowledged_payload
@@ -44,6 +46,7 @@ from dtncloud.errors import (
     CodecError,
     DtnError,
     LinkDown,
+    SecurityError,
     ServiceError,
     StoreError,
     StoreFull,
@@ -82,14 +85,17 @@ class Delivery:
 Handler = Callable[[Delivery], Awaitable[None]]
 
 
-def delivery_of(bundle_id: str, data: bytes) -> Delivery:
-    """What an application is given of a stored bundle (BPv7 or BPv6)."""
+def delivery_of(bundle_id: str, data: bytes, security: BundleSecurity | None = None) -> Delivery:
+    """What an application is given of a stored bundle (BPv7 or BPv6), after the node's
+    BPSec checks (which raise :class:`~dtncloud.errors.SecurityError`)."""
     if data[:1] == bytes([V6_MARKER]):
         legacy = decode_bundle_v6(data, max_size=max(len(data), 1))
         return Delivery(
             bundle_id, legacy.source, legacy.destination, legacy.payload, legacy.is_admin_record
         )
     bundle = decode_bundle(data, max_size=max(len(data), 1))
+    if security is not None and security.checks_deliveries:
+        bundle = security.accept_delivery(bundle)
     primary = bundle.primary
     return Delivery(
         bundle_id,
@@ -116,8 +122,11 @@ class Node:
         listener: EngineListener | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         rng: random.Random | None = None,
+        security: BundleSecurity | None = None,
     ) -> None:
         self.config = config
+        #: BPSec policy: checks on bundles delivered here, defaults for bundles sent
+        self.security = security or BundleSecurity()
         self.store = store
         self.clock = clock
         self.agent = BundleProtocolAgent(config, router, listener=listener, rng=rng)
@@ -189,8 +198,11 @@ class Node:
         flags: BundleFlag = BundleFlag.NONE,
         report_to: str | None = None,
         hop_limit: int | None = None,
+        secure: Callable[[Bundle], Bundle] | None = None,
     ) -> str:
         """Send ``payload`` from a local endpoint; returns the bundle ID once it is stored.
+        ``secure`` is applied to the new bundle before it is encoded (see
+        :meth:`BundleSecurity.protector <dtncloud.bpsec.node_policy.BundleSecurity.protector>`).
         Raises :class:`~dtncloud.errors.ServiceError` if the node refuses it."""
         token, future = self._waiter()
         self._feed(
@@ -203,6 +215,7 @@ class Node:
                 report_to,
                 hop_limit,
                 submission=token,
+                secure=secure,
             )
         )
         result: str = await future
@@ -504,7 +517,13 @@ class Node:
             if handler is None:
                 raise ServiceError(f"no application on {action.endpoint}")
             data = await self.store.get(action.bundle_id)
-            await handler(delivery_of(action.bundle_id, data))
+            try:
+                delivery = delivery_of(action.bundle_id, data, self.security)
+            except SecurityError as exc:
+                log.warning("bundle %s not delivered: %s", action.bundle_id, exc)
+                self._feed(inputs.DeliveryRefused(action.bundle_id, action.endpoint, exc.reason))
+                return
+            await handler(delivery)
         except BaseException as exc:  # an application's failure must not stop the node
             log.warning("delivery of %s to %s failed: %s", action.bundle_id, action.endpoint, exc)
             self._feed(inputs.DeliveryFailed(action.bundle_id, action.endpoint))

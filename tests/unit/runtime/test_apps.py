@@ -330,7 +330,9 @@ def test_send_refusals_say_what_is_wrong() -> None:
             assert client.max_payload == 1000
             cases: list[tuple[dict[str, Any], str, str]] = [
                 ({"payload": b"x" * 1001}, "too_large", "exceeds the limit of 1000"),
-                ({"custody": True}, "bad_request", "custody is not supported"),
+                ({"custody": True}, "bad_request", "custody transfer is off on this node"),
+                ({"bpsec": {"sign": "fleet"}}, "bad_request", "no key named 'fleet'"),
+                ({"bpsec": {"seal": True}}, "bad_request", "unknown seal"),
                 ({"reports": ["gossip"]}, "bad_request", "unknown report 'gossip'"),
                 ({"payload": "text"}, "bad_request", "'payload' must be bytes"),
                 ({"lifetime_ms": 0}, "bad_request", "'lifetime_ms' must be positive"),
@@ -338,8 +340,6 @@ def test_send_refusals_say_what_is_wrong() -> None:
                 ({"source": "dtn://b/spoofed"}, "refused", "not an endpoint of node dtn://a/"),
             ]
             for fields, code, reason in cases:
-                if "custody" in fields and h.service.node_takes_custody:
-                    continue  # the engine has grown custody for applications
                 request = {"destination": "dtn://b/x", "payload": b"ok", **fields}
                 with pytest.raises(ApiError, match=reason) as info:
                     await client._call("send", request)
