@@ -709,7 +709,7 @@ def test_a_bad_contact_plan_is_reported_at_load(tmp_path: Path) -> None:
 def test_a_socket_path_too_long_for_unix_sockets(tmp_path: Path) -> None:
     long = "/tmp/" + "d" * 120
     assert error(tmp_path, NODE + f"data_dir = '{long}'") == (
-        f"api.socket: {long}/api.sock is longer than the {config_module._MAX_SOCKET_PATH} "
+        f"api.socket: {long}/api.sock is longer than the {config_module.MAX_SOCKET_PATH} "
         "bytes a Unix socket path may have; set a shorter api.socket"
     )
     # With the socket elsewhere the data directory may be as deep as it likes.
