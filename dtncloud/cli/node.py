@@ -23,7 +23,7 @@ from dtncloud.cli._output import CliError, atomic_write
 from dtncloud.cli._params import DurationParam
 from dtncloud.cli._received import bundle_file_name
 from dtncloud.client import Client, Received
-from dtncloud.dtntime import format_dtn_time
+from dtncloud.dtntime import dtn_time_from_unix, format_dtn_time
 from dtncloud.runtime.echo import echo_endpoint
 
 __all__ = ["NODE_COMMANDS"]
@@ -463,20 +463,6 @@ links = _listing(
     ],
     "no links up",
 )
-contacts = _listing(
-    "contacts",
-    "The contact plan (router cgr).",
-    lambda client: client.contacts(),
-    [
-        ("from", "FROM"),
-        ("to", "TO"),
-        ("start", "START"),
-        ("end", "END"),
-        ("rate", "BYTES/S"),
-        ("owlt", "OWLT MS"),
-    ],
-    "no contacts",
-)
 
 
 @click.group(invoke_without_command=True)
@@ -514,6 +500,98 @@ def routes_remove(obj: tuple[str | None, str | None], destination: str) -> None:
     if not removed:
         raise CliError(f"no route for {destination}")
     click.echo(f"route {destination} removed")
+
+
+_CONTACT_COLUMNS = [
+    ("from", "FROM"),
+    ("to", "TO"),
+    ("start_ms", "START"),
+    ("end_ms", "END"),
+    ("rate", "BYTES/S"),
+    ("owlt", "OWLT MS"),
+]
+
+
+def _contact_row(contact: dict[str, Any]) -> dict[str, Any]:
+    # Contact times are DTN milliseconds: shown as UTC times by the table.
+    return {**contact, "start_ms": contact.get("start"), "end_ms": contact.get("end")}
+
+
+@click.group(invoke_without_command=True)
+@api_options
+@json_option
+@click.pass_context
+def contacts(ctx: click.Context, api: str | None, token: str | None, as_json: bool) -> None:
+    """The contact plan (router cgr); `contacts add` and `contacts remove` change it."""
+    ctx.obj = (api, token)
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _run(api, token, lambda client: client.contacts())
+    if as_json:
+        _print_json(rows)
+    else:
+        _table([_contact_row(row) for row in rows], _CONTACT_COLUMNS, "no contacts")
+
+
+@contacts.command("add")
+@click.argument("sender", metavar="FROM")
+@click.argument("receiver", metavar="TO")
+@click.option(
+    "--start-in",
+    type=DurationParam(),
+    default="0s",
+    show_default=True,
+    help="When it starts, from now.",
+)
+@click.option(
+    "--duration", type=DurationParam(), required=True, help="How long it lasts, e.g. 10m."
+)
+@click.option("--rate", type=click.IntRange(min=1), required=True, help="Bytes per second.")
+@click.option(
+    "--owlt", type=DurationParam(), default="0s", show_default=True, help="One-way light time."
+)
+@click.pass_obj
+def contacts_add(
+    obj: tuple[str | None, str | None],
+    sender: str,
+    receiver: str,
+    start_in: int,
+    duration: int,
+    rate: int,
+    owlt: int,
+) -> None:
+    """Add a contact from node FROM to node TO (the plan is not saved to the configuration)."""
+    start = dtn_time_from_unix(time.time()) + start_in
+    contact = {
+        "from": sender,
+        "to": receiver,
+        "start": start,
+        "end": start + duration,
+        "rate": rate,
+        "owlt": owlt,
+    }
+    _run(*obj, lambda client: client.add_contact(contact))
+    click.echo(
+        f"contact {sender} -> {receiver} added, from {format_dtn_time(start)} for {duration // 1000} s"
+    )
+
+
+@contacts.command("remove")
+@click.argument("number", type=click.IntRange(min=1), metavar="N")
+@click.pass_obj
+def contacts_remove(obj: tuple[str | None, str | None], number: int) -> None:
+    """Remove the Nth contact of the listing (as `dtncloud contacts` shows it)."""
+
+    async def work(client: Client) -> dict[str, Any]:
+        plan = await client.contacts()
+        if number > len(plan):
+            raise CliError(f"there are {len(plan)} contacts, no contact {number}")
+        contact = plan[number - 1]
+        await client.remove_contact(contact)
+        return contact
+
+    removed = _run(*obj, work)
+    click.echo(f"contact {removed['from']} -> {removed['to']} removed")
 
 
 NODE_COMMANDS: tuple[click.Command, ...] = (
