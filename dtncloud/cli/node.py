@@ -415,16 +415,25 @@ def _listing(
     fetch: Callable[[Client], Awaitable[list[dict[str, Any]]]],
     columns: Sequence[tuple[str, str]],
     empty: str,
-) -> click.Command:
-    @click.command(name=name, help=doc)
+    *,
+    shown: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+) -> click.Group:
+    """A listing command (table, or ``--json``); subcommands added to it (``routes add``)
+    get ``(api, token)`` as their ``obj``. ``shown`` adapts a row for the table."""
+
+    @click.group(name=name, help=doc, invoke_without_command=True)
     @api_options
     @json_option
-    def command(api: str | None, token: str | None, as_json: bool) -> None:
+    @click.pass_context
+    def command(ctx: click.Context, api: str | None, token: str | None, as_json: bool) -> None:
+        ctx.obj = (api, token)
+        if ctx.invoked_subcommand is not None:
+            return
         rows = _run(api, token, fetch)
         if as_json:
             _print_json(rows)
         else:
-            _table(rows, columns, empty)
+            _table([shown(row) for row in rows], columns, empty)
 
     return command
 
@@ -465,20 +474,13 @@ links = _listing(
 )
 
 
-@click.group(invoke_without_command=True)
-@api_options
-@json_option
-@click.pass_context
-def routes(ctx: click.Context, api: str | None, token: str | None, as_json: bool) -> None:
-    """The node's routes; `routes add` and `routes remove` change them at run time."""
-    ctx.obj = (api, token)
-    if ctx.invoked_subcommand is not None:
-        return
-    rows = _run(api, token, lambda client: client.routes())
-    if as_json:
-        _print_json(rows)
-    else:
-        _table(rows, [("destination", "DESTINATION"), ("via", "VIA")], "no routes")
+routes = _listing(
+    "routes",
+    "The node's routes; `routes add` and `routes remove` change them at run time.",
+    lambda client: client.routes(),
+    [("destination", "DESTINATION"), ("via", "VIA")],
+    "no routes",
+)
 
 
 @routes.command("add")
@@ -517,20 +519,14 @@ def _contact_row(contact: dict[str, Any]) -> dict[str, Any]:
     return {**contact, "start_ms": contact.get("start"), "end_ms": contact.get("end")}
 
 
-@click.group(invoke_without_command=True)
-@api_options
-@json_option
-@click.pass_context
-def contacts(ctx: click.Context, api: str | None, token: str | None, as_json: bool) -> None:
-    """The contact plan (router cgr); `contacts add` and `contacts remove` change it."""
-    ctx.obj = (api, token)
-    if ctx.invoked_subcommand is not None:
-        return
-    rows = _run(api, token, lambda client: client.contacts())
-    if as_json:
-        _print_json(rows)
-    else:
-        _table([_contact_row(row) for row in rows], _CONTACT_COLUMNS, "no contacts")
+contacts = _listing(
+    "contacts",
+    "The contact plan (router cgr); `contacts add` and `contacts remove` change it.",
+    lambda client: client.contacts(),
+    _CONTACT_COLUMNS,
+    "no contacts",
+    shown=_contact_row,
+)
 
 
 @contacts.command("add")
