@@ -25,16 +25,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dtncloud.cli._output import CliError
-from dtncloud.client import Client
-from dtncloud.daemon.config import load_config
-from dtncloud.daemon.runner import Daemon
 from dtncloud.engine import EngineListener
 from dtncloud.routing.base import LinkInfo
 from dtncloud.store.base import BundleMeta
+
+if TYPE_CHECKING:  # imported when the demo runs: every other command starts faster
+    from dtncloud.client import Client
+    from dtncloud.daemon.runner import Daemon
 
 __all__ = ["demo"]
 
@@ -191,6 +193,9 @@ class _Demo:
         click.echo(f"[{self.elapsed():5.1f}s] {line}")
 
     async def run(self, base: Path) -> None:
+        from dtncloud.daemon.config import load_config
+        from dtncloud.daemon.runner import Daemon
+
         ports = {name: _free_port() for name in NODES}
         flaky = _FlakyLink(ports["cloud"])
         paths = _write_configs(base, ports, await flaky.start())
@@ -211,6 +216,8 @@ class _Demo:
             self.say("every node stopped cleanly")
 
     async def _exchange(self, flaky: _FlakyLink) -> None:
+        from dtncloud.client import Client
+
         sensor_api = self.daemons["sensor"].config.api.socket
         cloud_api = self.daemons["cloud"].config.api.socket
         async with (

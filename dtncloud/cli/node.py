@@ -8,6 +8,7 @@ JSON with ``--json`` for scripts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import secrets
@@ -47,6 +48,19 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
         metavar="PATH",
         help="The node's API socket, or tcp://HOST:PORT. Env: DTNCLOUD_API.",
     )(command)
+
+
+def subcommand_api(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--api``/``--token`` after a listing's subcommand too (``routes add --api S ...``),
+    as every other command takes them; given there, they win over the group's."""
+
+    @functools.wraps(command)
+    def with_api(
+        obj: tuple[str | None, str | None], api: str | None, token: str | None, **kwargs: Any
+    ) -> Any:
+        return command((api or obj[0], token or obj[1]), **kwargs)
+
+    return click.pass_obj(api_options(with_api))
 
 
 def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -484,9 +498,9 @@ routes = _listing(
 
 
 @routes.command("add")
+@subcommand_api
 @click.argument("destination", metavar="PATTERN")
 @click.argument("via", metavar="NODE")
-@click.pass_obj
 def routes_add(obj: tuple[str | None, str | None], destination: str, via: str) -> None:
     """Send bundles for PATTERN (e.g. dtn://cloud/*) to neighbour NODE."""
     _run(*obj, lambda client: client.add_route(destination, via))
@@ -494,8 +508,8 @@ def routes_add(obj: tuple[str | None, str | None], destination: str, via: str) -
 
 
 @routes.command("remove")
+@subcommand_api
 @click.argument("destination", metavar="PATTERN")
-@click.pass_obj
 def routes_remove(obj: tuple[str | None, str | None], destination: str) -> None:
     """Remove the route for PATTERN."""
     removed = _run(*obj, lambda client: client.remove_route(destination))
@@ -530,6 +544,7 @@ contacts = _listing(
 
 
 @contacts.command("add")
+@subcommand_api
 @click.argument("sender", metavar="FROM")
 @click.argument("receiver", metavar="TO")
 @click.option(
@@ -546,7 +561,6 @@ contacts = _listing(
 @click.option(
     "--owlt", type=DurationParam(), default="0s", show_default=True, help="One-way light time."
 )
-@click.pass_obj
 def contacts_add(
     obj: tuple[str | None, str | None],
     sender: str,
@@ -573,8 +587,8 @@ def contacts_add(
 
 
 @contacts.command("remove")
+@subcommand_api
 @click.argument("number", type=click.IntRange(min=1), metavar="N")
-@click.pass_obj
 def contacts_remove(obj: tuple[str | None, str | None], number: int) -> None:
     """Remove the Nth contact of the listing (as `dtncloud contacts` shows it)."""
 

@@ -92,7 +92,10 @@ def main(
             return
         daemon = Daemon(config)
     except ConfigError as exc:
-        click.echo(f"dtnd: configuration error: {exc}", err=True)
+        message = str(exc)
+        if config_file is not None and not message.startswith(str(config_file)):
+            message = f"{config_file}: {message}"  # found while building the node's parts
+        click.echo(f"dtnd: configuration error: {message}", err=True)
         sys.exit(2)
     try:
         asyncio.run(daemon.run())

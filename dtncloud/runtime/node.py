@@ -164,8 +164,12 @@ class Node:
         self.agent.restore(metas, state, self.clock())
         self._started = True
         self._pump()
-        for cla in self._clas:
-            await cla.start()
+        try:
+            for cla in self._clas:
+                await cla.start()
+        except BaseException:
+            await self.stop()  # a CLA could not start (a port in use): close the store again
+            raise
         log.info("node %s started with %d stored bundles", self.config.node_id, len(metas))
 
     async def stop(self) -> None:

@@ -7,7 +7,9 @@ sockets in a short temporary directory."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
+import socket
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,8 +20,9 @@ import pytest
 from dtncloud.client import Client
 from dtncloud.daemon.config import NodeConfig, parse_config
 from dtncloud.daemon.runner import Daemon
-from dtncloud.errors import ConfigError
+from dtncloud.errors import ConfigError, DtnError
 from dtncloud.runtime.api_wire import ApiError
+from dtncloud.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -89,7 +92,11 @@ def test_peers_show_each_configured_neighbour_up_or_down(tmp_path: Path, sock_di
                 tmp_path,
                 sock_dir,
                 peer=[
-                    {"node_id": "dtn://a/", "cla": "tcpcl", "address": f"127.0.0.1:{tcpcl_port(a)}"},
+                    {
+                        "node_id": "dtn://a/",
+                        "cla": "tcpcl",
+                        "address": f"127.0.0.1:{tcpcl_port(a)}",
+                    },
                     # Nobody listens on port 1: this neighbour stays down.
                     {"node_id": "dtn://c/", "cla": "tcpcl", "address": "127.0.0.1:1"},
                 ],
@@ -191,7 +198,9 @@ def test_a_waiting_bundle_leaves_once_a_route_to_a_neighbour_is_added(
 
     async def body() -> None:
         async with Daemon(make_config("a", tmp_path, sock_dir, routing=waiting)) as a:
-            peer = [{"node_id": "dtn://a/", "cla": "tcpcl", "address": f"127.0.0.1:{tcpcl_port(a)}"}]
+            peer = [
+                {"node_id": "dtn://a/", "cla": "tcpcl", "address": f"127.0.0.1:{tcpcl_port(a)}"}
+            ]
             b_config = make_config("b", tmp_path, sock_dir, peer=peer, routing=waiting)
             async with Daemon(b_config) as b, await connect(a) as client:
 
@@ -304,5 +313,45 @@ def test_status_names_the_node_and_its_parts(tmp_path: Path, sock_dir: Path) -> 
         assert status["convergence_layers"] == [f"tcpcl on port {tcpcl_port(a)}"]
         assert status["store"]["bundles"] == 1
         assert status["bundles"]["created"] == 1
+
+    run(body)
+
+
+def test_status_has_the_fields_the_api_documentation_promises(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    async def body() -> None:
+        async with Daemon(make_config("a", tmp_path, sock_dir)) as a:
+            async with await connect(a) as client:
+                await client.send("dtn://a/inbox", b"one")
+                status = await client.status()
+        assert status["node_id"] == "dtn://a/" and status["now_ms"] > 0
+        assert status["bundles"]["created"] == 1
+        assert status["store"]["bundles"] == 1 and status["store"]["bytes"] > 0
+        assert status["links"]["up"] == []
+        assert status["router"] == "static"
+
+    run(body)
+
+
+# -- a failed start ---------------------------------------------------------------------------
+
+
+def test_a_daemon_that_cannot_listen_closes_its_store_again(tmp_path: Path, sock_dir: Path) -> None:
+    async def body() -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            cfg = make_config("a", tmp_path, sock_dir)
+            cla = dataclasses.replace(cfg.clas[0], listen=("127.0.0.1", port))
+            daemon = Daemon(dataclasses.replace(cfg, clas=(cla,)))
+            with pytest.raises(DtnError, match=rf"127\.0\.0\.1:{port}.*in use"):
+                await daemon.start()
+            await daemon.stop()
+        assert not (sock_dir / "a.sock").exists()
+        # The store is free again: a node that failed to start holds nothing open.
+        async with SqliteStore(cfg.store.path) as store:
+            assert (await store.usage()).bundles == 0
 
     run(body)
