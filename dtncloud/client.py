@@ -405,6 +405,33 @@ class Client:
         """Remove a contact from the plan; whether it was there."""
         return await self._found("contact_remove", {"contact": contact})
 
+    async def mule_sync(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        dry_run: bool = False,
+        any_destination: bool | None = None,
+        capacity: int | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Have the node sync with the mule directory ``path`` (a USB stick) now; returns
+        the report once the sync ends (see ``docs/mule.md``). ``dry_run`` only says what
+        would move; ``any_destination`` also offers bundles with no better route (the
+        node's setting if None); ``capacity`` caps the bytes of bundles on the stick.
+        ``progress(report)`` is called with the report so far, about once a second."""
+        fields: dict[str, Any] = {"path": os.path.abspath(os.fspath(path)), "dry_run": dry_run}
+        if any_destination is not None:
+            fields["any_destination"] = any_destination
+        if capacity is not None:
+            fields["capacity"] = capacity
+        answer = await self._call("mule_sync", fields)
+        while not answer.get("done"):
+            if progress is not None:
+                progress(dict(answer.get("report") or {}))
+            answer = await self._call("mule_sync", {"sync": answer["sync"], "wait_ms": 1000})
+        report: dict[str, Any] = answer["report"]
+        return report
+
     # -- machinery -----------------------------------------------------------------------
 
     async def _items(self, op: str, fields: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -685,6 +712,7 @@ class SyncClient:
     remove_route = _Blocking(Client.remove_route)
     add_contact = _Blocking(Client.add_contact)
     remove_contact = _Blocking(Client.remove_contact)
+    mule_sync = _Blocking(Client.mule_sync)
 
     def ack(self, received: Received) -> None:
         """The application has ``received``: the node may delete it."""

@@ -27,7 +27,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-CORE_PACKAGES = ("bpv7", "bpv6", "bpsec", "tcpcl", "udpcl", "discovery", "engine", "routing")
+CORE_PACKAGES = ("bpv7", "bpv6", "bpsec", "tcpcl", "udpcl", "discovery", "engine", "routing", "sbd")
 CORE_GLOBS = ("cla/framing*",)
 BASE_MODULES = ("eid.py", "errors.py", "dtntime.py")
 

@@ -17,7 +17,9 @@ from dtncloud.cli._output import DEBUG_KEY, PROG, DtnGroup
 from dtncloud.cli.bundle import bundle
 from dtncloud.cli.demo import demo
 from dtncloud.cli.init import init
+from dtncloud.cli.mule import mule
 from dtncloud.cli.node import NODE_COMMANDS
+from dtncloud.cli.sbd import sbd_emulator
 from dtncloud.cli.tcpcl import tcpcl
 from dtncloud.cli.tour import tour
 from dtncloud.cli.udp import udp
@@ -39,7 +41,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.meta[DEBUG_KEY] = debug
 
 
-for command in (bundle, demo, init, *NODE_COMMANDS, tcpcl, tour, udp):
+for command in (bundle, demo, init, mule, *NODE_COMMANDS, sbd_emulator, tcpcl, tour, udp):
     cli.add_command(command)
 
 

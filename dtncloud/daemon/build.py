@@ -131,7 +131,62 @@ def _udp(node: Node, *, config: NodeConfig, cla: ClaConfig) -> UdpConvergenceLay
         raise ConfigError(f"[[cla]] {cla.name}: {exc}") from None
 
 
-_BUILDERS = {"tcpcl": _tcpcl, "tcpclv3": _tcpcl, "udp": _udp}
+def _peer_of(config: NodeConfig, cla: ClaConfig) -> str | None:
+    """The one neighbour a serial line or a modem reaches (its ``[[peer]]``), if any."""
+    peers = [peer.node_id for peer in config.peers if peer.cla == cla.name]
+    if len(peers) > 1:
+        raise ConfigError(
+            f"[[cla]] {cla.name}: a {cla.type} link reaches one neighbour; "
+            f"{len(peers)} [[peer]] entries name it"
+        )
+    return peers[0] if peers else None
+
+
+def _serial(node: Node, *, config: NodeConfig, cla: ClaConfig) -> ConvergenceLayer:
+    from dtncloud.cla.serial import SerialConvergenceLayer, SerialOptions
+
+    try:
+        options = SerialOptions(**cla.options, peer_node_id=_peer_of(config, cla))
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"[[cla]] {cla.name}: {exc}") from None
+    return SerialConvergenceLayer(node, options)
+
+
+def _sbd(node: Node, *, config: NodeConfig, cla: ClaConfig) -> ConvergenceLayer:
+    from dtncloud.cla.sbd import SbdConvergenceLayer, SbdOptions
+
+    try:
+        options = SbdOptions(
+            **cla.options, peer_node_id=_peer_of(config, cla), node_id=config.node_id
+        )
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"[[cla]] {cla.name}: {exc}") from None
+    return SbdConvergenceLayer(node, options)
+
+
+def _mule(node: Node, *, config: NodeConfig, cla: ClaConfig) -> ConvergenceLayer:
+    from dtncloud.cla.mule import MuleConvergenceLayer, MuleOptions
+
+    settings = dict(cla.options)
+    settings.setdefault("key_path", config.data_dir / "mule.key")
+    peers = tuple(peer.node_id for peer in config.peers if peer.cla == cla.name)
+    try:
+        options = MuleOptions(node_id=config.node_id, peers=peers, **settings)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"[[cla]] {cla.name}: {exc}") from None
+    return MuleConvergenceLayer(node, options)
+
+
+# The drivers of the disrupted links are imported only by nodes that have them: pyserial and
+# the rest stay out of a plain TCPCL node's memory.
+_BUILDERS = {
+    "tcpcl": _tcpcl,
+    "tcpclv3": _tcpcl,
+    "udp": _udp,
+    "serial": _serial,
+    "sbd": _sbd,
+    "mule": _mule,
+}
 
 
 def build_clas(node: Node, config: NodeConfig) -> dict[str, ConvergenceLayer]:

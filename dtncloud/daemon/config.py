@@ -45,6 +45,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from dtncloud.daemon.config_links import DEVICE_CLA_TYPES, DEVICE_KEYS, read_device_settings
 from dtncloud.daemon.keys import read_bpsec
 from dtncloud.daemon.schema import (
     CLA_NAME,
@@ -221,6 +222,7 @@ def _existing(path: Path, where: str, *, directory_ok: bool = False) -> Path:
 _TCP_KEYS = frozenset({"keepalive", "segment_mru", "transfer_mru", "max_sessions"})
 _TCP_KEYS |= {"keep_partial", "reconnect", "reconnect_max"}
 _CLA_KEYS: Final = {
+    **DEVICE_KEYS,
     "tcpcl": _TCP_KEYS | {"tls"},
     "tcpclv3": _TCP_KEYS,
     "udp": frozenset({"max_bundle_size", "rate"}),
@@ -390,6 +392,10 @@ class _Reader:
                 f"{table.where('name')}: expected letters, digits, '.', '_' or '-' "
                 f"(at most 64), got {describe_value(name)}"
             )
+        if kind in DEVICE_CLA_TYPES:
+            options = read_device_settings(kind, table, self.base_dir)
+            self._reject_other_types_keys(table, kind)
+            return ClaConfig(name=name, type=kind, listen=None, options=MappingProxyType(options))
         listen: tuple[str, int] | None = ("", _DEFAULT_LISTEN[kind])
         if (value := table.raw("listen")) is False:
             listen = None
@@ -418,11 +424,15 @@ class _Reader:
             settings["reconnect_ms"], settings["reconnect_max_ms"] = first, most
             if kind == "tcpcl" and table.raw("tls") is not None:
                 settings["tls"] = self.tls(table.table("tls", f"[cla.tls] of {table.title}"))
+        self._reject_other_types_keys(table, kind)
+        return ClaConfig(name=name, type=kind, listen=listen, **settings)
+
+    @staticmethod
+    def _reject_other_types_keys(table: TomlTable, kind: str) -> None:
         for key in table.unknown():
             if any(key in keys for keys in _CLA_KEYS.values()):
                 raise ConfigError(f"{table.where(key)}: not a setting of cla type {kind!r}")
         table.finish()
-        return ClaConfig(name=name, type=kind, listen=listen, **settings)
 
     def tls(self, table: TomlTable) -> TlsSection:
         path = _path_in(self.base_dir)
@@ -460,12 +470,17 @@ class _Reader:
                 raise ConfigError(
                     f"[[peer]] {n}: 'cla' names no [[cla]] entry ({name!r}); known: {names}"
                 )
-            port = _DEFAULT_LISTEN[by_name[name].type]
-            host, port = table.required("address", _hostport(port), '"host:port"')
-            if not host:
-                raise ConfigError(f"[[peer]] {n}: address: needs a host, as in 192.0.2.1:{port}")
+            address = ""  # a serial line, a modem or a mule reaches its one neighbour
+            if by_name[name].type not in DEVICE_CLA_TYPES:
+                port = _DEFAULT_LISTEN[by_name[name].type]
+                host, port = table.required("address", _hostport(port), '"host:port"')
+                if not host:
+                    raise ConfigError(
+                        f"[[peer]] {n}: address: needs a host, as in 192.0.2.1:{port}"
+                    )
+                address = format_hostport(host, port)
             table.finish()
-            peer = PeerConfig(node_id=peer_id, cla=name, address=format_hostport(host, port))
+            peer = PeerConfig(node_id=peer_id, cla=name, address=address)
             if peer in peers:
                 raise ConfigError(f"[[peer]] {n}: repeats [[peer]] {peers.index(peer) + 1}")
             peers.append(peer)

@@ -23,6 +23,7 @@ from typing import Any
 
 from dtncloud.cla.base import ConvergenceLayer
 from dtncloud.cla.discovery import DiscoveryService
+from dtncloud.cla.mule import MuleConvergenceLayer, mule_of
 from dtncloud.client import Client
 from dtncloud.daemon.build import (
     build_clas,
@@ -134,7 +135,7 @@ class Daemon:
             await self.discovery.stop()
         if self._started:
             await self.node.stop()
-        log.info("dtnd %s stopped", self.config.node_id)
+            log.info("dtnd %s stopped", self.config.node_id)
 
     async def __aenter__(self) -> Daemon:
         await self.start()
@@ -167,6 +168,11 @@ class Daemon:
         ours, theirs = socket.socketpair()
         await self.api_server.serve_socket(theirs)
         return await Client.from_socket(ours)
+
+    @property
+    def mule(self) -> MuleConvergenceLayer | None:
+        """The node's mule convergence layer, if it has one (for the API's ``mule_sync``)."""
+        return mule_of(self.clas)
 
     # -- what status displays show -------------------------------------------------------
 

@@ -22,9 +22,9 @@ from dtncloud.errors import ConfigError
 
 #: The name of the file in a node directory (``dtncloud init DIR``).
 CONFIG_FILE_NAME: Final = "dtncloud.toml"
-KNOWN_CLA_TYPES: Final = ("tcpcl", "tcpclv3", "udp")
+KNOWN_CLA_TYPES: Final = ("tcpcl", "tcpclv3", "udp", "serial", "sbd", "mule")
 #: Types that a later release will bring; named so that the error says so.
-RESERVED_CLA_TYPES: Final = ("sbd", "serial", "mule")
+RESERVED_CLA_TYPES: Final[tuple[str, ...]] = ()
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 LOG_FORMATS: Final = ("human", "json")
 #: The IPND beacon port dtn7-rs uses (see dtncloud.cla.discovery, not imported: asyncio).
@@ -148,6 +148,8 @@ class ClaConfig:
     #: first wait before reconnecting to a configured peer, doubled per failure up to the max
     reconnect_ms: int = 1_000
     reconnect_max_ms: int = 60_000
+    #: serial, sbd and mule: the driver's options (see dtncloud.daemon.config_links)
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
 
 @dataclass(frozen=True, slots=True)

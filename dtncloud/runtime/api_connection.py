@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from dtncloud import __version__
 from dtncloud.bpv7.flags import BundleFlag
+from dtncloud.cla.mule import MuleBusy, MuleConvergenceLayer
 from dtncloud.errors import ConfigError, RemoteProtocolError, ServiceError
 from dtncloud.runtime.api_wire import (
     API_VERSION,
@@ -53,7 +54,7 @@ _OPS = frozenset(
     {
         "hello", "ping", "register", "unregister", "receive", "ack", "nack", "send",
         "cancel", "status", "bundles", "peers", "links", "routes", "contacts",
-        "route_add", "route_remove", "contact_add", "contact_remove",
+        "route_add", "route_remove", "contact_add", "contact_remove", "mule_sync",
     }
 )  # fmt: skip
 _LISTS = frozenset({"peers", "links", "routes", "contacts"})
@@ -473,3 +474,32 @@ class Connection:
         if not await self.service.inventory.remove_contact(field(request, "contact", dict)):
             raise ApiError("no such contact", "not_found")
         return {}
+
+    async def _op_mule_sync(self, request: dict[str, Any]) -> dict[str, Any]:
+        # Starts a sync with ``path``, or follows the one numbered ``sync``; answers after
+        # at most ``wait_ms`` with the report so far, so a client can show progress.
+        daemon = getattr(self.service.inventory, "daemon", None)
+        mule = getattr(daemon, "mule", None)
+        if not isinstance(mule, MuleConvergenceLayer):
+            raise ApiError(
+                'this node has no mule convergence layer ([[cla]] type = "mule")', "bad_request"
+            )
+        wait_ms = field(request, "wait_ms", int, 1000)
+        job_id = field(request, "sync", int, None)
+        if job_id is None:
+            try:
+                job = mule.start_sync(
+                    field(request, "path", str),
+                    dry_run=field(request, "dry_run", bool, False),
+                    any_destination=field(request, "any_destination", bool, None),
+                    capacity=field(request, "capacity", int, None),
+                )
+            except MuleBusy as exc:
+                raise ApiError(str(exc), "conflict") from None
+        else:
+            found = mule.job(job_id)
+            if found is None:
+                raise ApiError(f"no mule sync {job_id} is known", "not_found")
+            job = found
+        done = await job.wait(min(wait_ms, 60_000) / 1000)
+        return {"sync": job.id, "done": done, "report": job.report.to_dict()}

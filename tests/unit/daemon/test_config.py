@@ -510,15 +510,16 @@ def test_an_unreadable_file(tmp_path: Path) -> None:
         ),
         (
             NODE + "[[cla]]\nlisten = ':1'",
-            "[[cla]] 1: type: missing; set it to one of tcpcl, tcpclv3, udp",
+            "[[cla]] 1: type: missing; set it to one of tcpcl, tcpclv3, udp, serial, sbd, mule",
         ),
         (
             NODE + "[[cla]]\ntype = 'sbd'",
-            "[[cla]] 1: type: cla type 'sbd' is not available in this version",
+            '[[cla]] 1: device: missing; set it to "/dev/ttyUSB0"',
         ),
         (
             NODE + "[[cla]]\ntype = 'udpcl'",
-            "[[cla]] 1: type: unknown cla type 'udpcl'; known cla types: tcpcl, tcpclv3, udp; "
+            "[[cla]] 1: type: unknown cla type 'udpcl'; known cla types: tcpcl, tcpclv3, udp, "
+            "serial, sbd, mule; "
             "did you mean 'udp'?",
         ),
         (
