@@ -34,6 +34,7 @@ from dtncloud.daemon.build import (
 )
 from dtncloud.daemon.config import NodeConfig, default_config, load_config
 from dtncloud.daemon.inventory import DaemonInventory
+from dtncloud.daemon.link_metrics import DeviceLinkCollector, device_link_status
 from dtncloud.engine import EngineListener
 from dtncloud.engine.listener import Listeners
 from dtncloud.errors import ConfigError, DtnError
@@ -98,6 +99,7 @@ class Daemon:
         """Open the store, start the engine and the links, then the API and metrics."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.metrics.attach(self.node)
+        self.metrics.registry.register(DeviceLinkCollector(lambda: self.clas))
         await self.node.start()
         self._started = True
         try:
@@ -193,6 +195,7 @@ class Daemon:
                 "data_dir": str(self.config.data_dir),
                 "router": self.config.routing.router,
                 "convergence_layers": self._describe_clas(),
+                "link_figures": device_link_status(self.clas),
                 "api_socket": None
                 if self.config.api.socket is None
                 else str(self.config.api.socket),

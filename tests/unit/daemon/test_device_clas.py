@@ -94,3 +94,37 @@ def test_bad_device_settings_are_one_line(
     with pytest.raises(ConfigError, match=expected) as info:
         _built(_config(tmp_path, [cla], []))
     assert "\n" not in str(info.value)
+
+
+class _FakeSbd:
+    name = "sbd"
+
+    class stats:  # stands in for an SbdStats
+        @staticmethod
+        def as_dict() -> dict[str, Any]:
+            return {"credits": 12, "bytes_sent": 600, "sessions_ok": 3, "sessions_failed": 1,
+                    "queued_bundles": 2, "credits_left_today": None, "signal": 4,
+                    "bytes_received": 0}  # fmt: skip
+
+
+def test_sbd_figures_reach_the_metrics_and_the_status() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dtncloud.daemon.link_metrics import DeviceLinkCollector, device_link_status
+
+    registry = CollectorRegistry()
+    registry.register(DeviceLinkCollector(lambda: {"sat": _FakeSbd()}))
+    samples = {
+        (sample.name, sample.labels.get("cla")): sample.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+    }
+    assert samples[("dtncloud_sbd_credits_total", "sat")] == 12
+    assert samples[("dtncloud_sbd_sessions_failed_total", "sat")] == 1
+    assert samples[("dtncloud_sbd_signal", "sat")] == 4
+    assert ("dtncloud_sbd_credits_left_today", "sat") not in samples  # no budget set
+    assert device_link_status({"sat": _FakeSbd()})["sat"]["credits"] == 12
+    empty = CollectorRegistry()
+    empty.register(DeviceLinkCollector(dict))
+    assert b"dtncloud_sbd" not in generate_latest(empty)
