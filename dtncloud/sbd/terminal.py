@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from dtncloud.sbd.config import SbdConfig
 from dtncloud.sbd.cost import CreditBudget
-from dtncloud.sbd.modem import MessageReceived, ModemController, ModemEvent
+from dtncloud.sbd.modem import MessageReceived, ModemController, ModemEvent, ModemStats
 from dtncloud.sbd.segment import TAG_MASK, Reassembler, is_segment, split_bundle
 
 __all__ = [
@@ -69,19 +69,11 @@ TerminalEvent = BundleSent | BundleDropped | BundleReceived | ModemEvent
 
 
 @dataclass
-class SbdStats:
-    """Figures for status displays and metrics (see :meth:`SbdTerminal.stats`)."""
+class SbdStats(ModemStats):
+    """Figures for status displays and metrics (see :meth:`SbdTerminal.stats`): the
+    modem's counters, and the terminal's bundles, queue, reassembly and budget."""
 
     modem_up: bool = False
-    signal: int | None = None
-    sessions_ok: int = 0
-    sessions_failed: int = 0
-    mailbox_checks: int = 0
-    messages_sent: int = 0
-    messages_received: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    credits: int = 0
     credits_today: int = 0
     credits_left_today: int | None = None
     bundles_sent: int = 0
@@ -92,10 +84,7 @@ class SbdStats:
     partial_bundles: int = 0
     duplicate_pieces: int = 0
     expired_partials: int = 0
-    timeouts: int = 0
-    ring_alerts: int = 0
     next_session_at: int | None = None
-    mo_statuses: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -278,17 +267,11 @@ class SbdTerminal:
         """The terminal's figures now (``now`` selects the budget day)."""
         modem = self.modem.stats
         reassembly = self.reassembler.stats
+        counters = asdict(modem)
+        counters["mo_statuses"] = dict(modem.mo_statuses)
         return SbdStats(
+            **counters,
             modem_up=self.modem.is_up,
-            signal=modem.signal,
-            sessions_ok=modem.sessions_ok,
-            sessions_failed=modem.sessions_failed,
-            mailbox_checks=modem.mailbox_checks,
-            messages_sent=modem.messages_sent,
-            messages_received=modem.messages_received,
-            bytes_sent=modem.bytes_sent,
-            bytes_received=modem.bytes_received,
-            credits=modem.credits,
             credits_today=self.budget.spent_today(now),
             credits_left_today=self.budget.remaining_today(now),
             bundles_sent=self._sent,
@@ -299,8 +282,5 @@ class SbdTerminal:
             partial_bundles=self.reassembler.partial_bundles,
             duplicate_pieces=reassembly.duplicates,
             expired_partials=reassembly.expired,
-            timeouts=modem.timeouts,
-            ring_alerts=modem.ring_alerts,
             next_session_at=self.modem.next_session_at if self._queue else None,
-            mo_statuses=dict(modem.mo_statuses),
         )
