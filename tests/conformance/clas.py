@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dtncloud.cla.base import ConvergenceLayer, Link, ReceivedBundle
@@ -42,7 +42,15 @@ class Recorder:
 
 @dataclass
 class ClaPair:
-    """A started sender and receiver, and the receiver's address."""
+    """A started sender and receiver, and the address the sender connects to (the
+    receiver's; for a serial line, the sender's own port, whose one peer is the receiver).
+
+    ``nowhere`` is an address the sender cannot reach. ``lacks`` names the conformance
+    properties the CLA cannot have, each with the reason (see
+    :func:`tests.conformance.test_cla_conformance.require`): ``refusals`` (a refusal by the
+    receiving node reaches the sender), ``nowhere`` (connecting where nobody is fails),
+    ``peer_stop`` (the receiver stopping takes the sender's link down).
+    """
 
     kind: str
     sender: ConvergenceLayer
@@ -53,6 +61,8 @@ class ClaPair:
     #: Largest bundle the receiver was configured to take.
     limit: int
     reliable: bool
+    lacks: dict[str, str] = field(default_factory=dict)
+    nowhere: str = "127.0.0.1:1"
 
 
 LIMIT = 60_000
@@ -71,7 +81,7 @@ async def memory_pair(tmp: Path) -> AsyncIterator[ClaPair]:
     await a.start()
     await b.start()
     try:
-        yield ClaPair("memory", a, b, "b", a_events, b_events, LIMIT, True)
+        yield ClaPair("memory", a, b, "b", a_events, b_events, LIMIT, True, nowhere="nowhere")
     finally:
         await a.stop()
         await b.stop()
@@ -116,10 +126,55 @@ async def udp_pair(tmp: Path) -> AsyncIterator[ClaPair]:
     await a.start()
     await b.start()
     try:
-        yield ClaPair("udp", a, b, f"127.0.0.1:{b.port}", a_events, b_events, LIMIT, False)
+        yield ClaPair(
+            "udp", a, b, f"127.0.0.1:{b.port}", a_events, b_events, LIMIT, False, _UDP_LACKS
+        )
     finally:
         await a.stop()
         await b.stop()
+
+
+_UDP_LACKS = {
+    "refusals": "UDP does not acknowledge, so it cannot report refusals",
+    "nowhere": "UDP is connectionless: it cannot know nobody listens",
+    "peer_stop": "UDP is connectionless: nothing tells the sender the receiver stopped",
+}
+
+
+@asynccontextmanager
+async def serial_pair(tmp: Path) -> AsyncIterator[ClaPair]:
+    """Two serial CLAs on two pseudo-terminals joined by a relay (a null-modem cable)."""
+    from dtncloud.cla.serial import SerialConvergenceLayer, SerialOptions
+    from tests.serial_ptys import Pty, Relay
+
+    a_pty, b_pty = Pty(), Pty()
+    relay = Relay(a_pty, b_pty)
+    base = SerialOptions(device="-", max_bundle_size=LIMIT, reopen_initial_s=0.02, reopen_max_s=0.2)
+    a_events, b_events = Recorder(), Recorder()
+    a = SerialConvergenceLayer(a_events, replace(base, device=a_pty.name, peer_node_id="ipn:2.0"))
+    b = SerialConvergenceLayer(b_events, replace(base, device=b_pty.name, peer_node_id="ipn:1.0"))
+    try:
+        await a.start()
+        await b.start()
+        yield ClaPair(
+            "serial", a, b, a_pty.name, a_events, b_events, LIMIT, False, _SERIAL_LACKS,
+            nowhere=str(tmp / "no-such-port"),  # a serial line reaches its own port only
+        )  # fmt: skip
+    finally:
+        await a.stop()
+        await b.stop()
+        relay.close()
+        a_pty.close()
+        b_pty.close()
+
+
+_SERIAL_LACKS = {
+    "refusals": "a serial line acknowledges nothing, so a refusal cannot reach the sender",
+    "peer_stop": (
+        "a serial line has no session: the other end closing its port leaves this end's "
+        "port open and its link up"
+    ),
+}
 
 
 FACTORIES: dict[str, Factory] = {
@@ -127,4 +182,5 @@ FACTORIES: dict[str, Factory] = {
     "tcpclv4": _tcpcl_pair(4),
     "tcpclv3": _tcpcl_pair(3),
     "udp": udp_pair,
+    "serial": serial_pair,
 }

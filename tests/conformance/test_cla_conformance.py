@@ -1,7 +1,9 @@
 """One conformance suite for every convergence layer (ARCHITECTURE.md, "Convergence layers").
 
-Each test runs against TCPCLv4, TCPCLv3, UDP and the in-memory fake, through the common
-interface only: start/stop, connect, Link.send, and the LinkEvents callbacks.
+Each test runs against TCPCLv4, TCPCLv3, UDP, the serial CLA (two pseudo-terminals joined by
+a relay) and the in-memory fake, through the common interface only: start/stop, connect,
+Link.send, and the LinkEvents callbacks. A property a CLA cannot have by its nature is
+skipped with the reason its factory gives (``ClaPair.lacks``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ def run(kind: str, tmp_path: Path, body: Callable[[ClaPair], Awaitable[None]]) -
             await asyncio.wait_for(body(pair), TIMEOUT)
 
     asyncio.run(main())
+
+
+def require(pair: ClaPair, ability: str) -> None:
+    """Skip the test when the CLA cannot have ``ability`` (see ``ClaPair.lacks``)."""
+    reason = pair.lacks.get(ability)
+    if reason is not None:
+        pytest.skip(f"{pair.kind}: {reason}")
 
 
 @pytest.fixture(params=sorted(FACTORIES))
@@ -113,8 +122,7 @@ def test_too_large_a_bundle_is_refused_as_no_resources(kind: str, tmp_path: Path
 
 def test_a_refusal_by_the_receiving_node_reaches_the_sender(kind: str, tmp_path: Path) -> None:
     async def body(pair: ClaPair) -> None:
-        if not pair.reliable:
-            pytest.skip(f"{pair.kind} does not acknowledge, so it cannot report refusals")
+        require(pair, "refusals")
         pair.receiver_events.refuse_with = XferRefuseReason.COMPLETED
         link = await pair.sender.connect(pair.address)
         with pytest.raises(TransferRefused) as info:
@@ -163,19 +171,16 @@ def test_sending_after_close_fails_cleanly(kind: str, tmp_path: Path) -> None:
 
 def test_a_link_to_nowhere_fails_with_connect_error(kind: str, tmp_path: Path) -> None:
     async def body(pair: ClaPair) -> None:
-        if not pair.reliable:
-            pytest.skip(f"{pair.kind} is connectionless: it cannot know nobody listens")
-        address = "nowhere" if pair.kind == "memory" else "127.0.0.1:1"
+        require(pair, "nowhere")
         with pytest.raises(ConnectError):
-            await pair.sender.connect(address)
+            await pair.sender.connect(pair.nowhere)
 
     run(kind, tmp_path, body)
 
 
 def test_stopping_the_receiver_takes_the_link_down(kind: str, tmp_path: Path) -> None:
     async def body(pair: ClaPair) -> None:
-        if not pair.reliable:
-            pytest.skip(f"{pair.kind} is connectionless")
+        require(pair, "peer_stop")
         link = await pair.sender.connect(pair.address)
         await link.send(bundle_bytes(100))
         await pair.receiver.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from dtncloud.daemon.config import load_config
 from dtncloud.daemon.runner import Daemon
-from tests.integration.test_serial_cla import Pty, Relay
+from tests.serial_ptys import Pty, Relay
 
 pytestmark = pytest.mark.timeout(60)
 
