@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from dtncloud import __version__
+from dtncloud.cli import sim_run  # noqa: F401  (adds run, compare and sweep to the sim group)
 from dtncloud.cli._output import DEBUG_KEY, PROG, DtnGroup
 from dtncloud.cli.bundle import bundle
 from dtncloud.cli.demo import demo
@@ -20,6 +21,7 @@ from dtncloud.cli.init import init
 from dtncloud.cli.mule import mule
 from dtncloud.cli.node import NODE_COMMANDS
 from dtncloud.cli.sbd import sbd_emulator
+from dtncloud.cli.sim import sim
 from dtncloud.cli.tcpcl import tcpcl
 from dtncloud.cli.tour import tour
 from dtncloud.cli.udp import udp
@@ -41,7 +43,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.meta[DEBUG_KEY] = debug
 
 
-for command in (bundle, demo, init, mule, *NODE_COMMANDS, sbd_emulator, tcpcl, tour, udp):
+for command in (bundle, demo, init, mule, *NODE_COMMANDS, sbd_emulator, sim, tcpcl, tour, udp):
     cli.add_command(command)
 
 
