@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 from dtncloud.sim.spec import (
@@ -146,11 +146,10 @@ def contact_events(
                 w.end,
                 w.a,
                 w.b,
-                LinkModel(
-                    w.rate if w.rate is not None else source.link.rate,
-                    w.delay_ms if w.delay_ms is not None else source.link.delay_ms,
-                    source.link.loss,
-                    source.link.max_bundle,
+                replace(
+                    source.link,
+                    rate=w.rate if w.rate is not None else source.link.rate,
+                    delay_ms=w.delay_ms if w.delay_ms is not None else source.link.delay_ms,
                 ),
             )
             for w in source.windows

@@ -31,7 +31,7 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dtncloud.engine import actions as act
 from dtncloud.engine import inputs as inp
@@ -43,7 +43,10 @@ if TYPE_CHECKING:
     from dtncloud.sim.scheduler import Scheduler
     from dtncloud.sim.stats import MessageRecord, SimStats
 
-__all__ = ["Link", "LinkModel", "Network", "Transfer"]
+__all__ = ["MODES", "Link", "LinkModel", "Network", "Transfer"]
+
+#: The link modes: transfer times from size and rate, or real TCPCLv4 sessions.
+MODES = ("bundle", "tcpcl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +59,15 @@ class LinkModel:
     delay_ms: int = 0
     loss: float = 0.0
     max_bundle_size: int | None = None
+    #: "bundle": transfer times from size and rate; "tcpcl": two TCPCLv4 sessions
+    #: exchanging bytes (:mod:`dtncloud.sim.tcpcl_link`)
+    mode: str = "bundle"
+    #: (name, value) settings of the sessions' SessionConfig in mode "tcpcl"
+    tcpcl: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         rate = self.rate_bytes_s
         if rate is not None and not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate_bytes_s must be a positive number or None, not {rate!r}")
@@ -85,7 +95,7 @@ class Transfer:
         "sender",
     )
 
-    def __init__(self, action: act.Transmit, direction: _Direction) -> None:
+    def __init__(self, action: act.Transmit, direction: Any) -> None:
         self.action = action
         self.direction = direction
         self.sender = direction.sender
@@ -207,16 +217,44 @@ class Network:
         link_id = f"c{self._next_link}"
         self._next_link += 1
         self.contacts_started += 1
+        if model.mode == "tcpcl":
+            from dtncloud.sim.tcpcl_link import TcpclLink
+
+            tcpcl = TcpclLink(link_id, a, b, model, self)
+            self.links[key] = tcpcl
+            self._by_id[link_id] = tcpcl
+            tcpcl.open()  # the agents hear LinkUp when their sessions are established
+            return
         link = Link(link_id, a, b, model)
         self.links[key] = link
         self._by_id[link_id] = link
         a.link_up(link)
         b.link_up(link)
 
+    def contact_ending(self, a: SimNode, b: SimNode) -> None:
+        """The contact between ``a`` and ``b`` is about to end: a TCPCL link sends SESS_TERM
+        (nothing happens on other links)."""
+        link = self.links.get(self.pair(a, b))
+        terminate = getattr(link, "terminate", None)
+        if terminate is not None:
+            terminate()
+
+    def link_finished(self, link: Link) -> None:
+        """A TCPCL link whose sessions both closed on their own: it is gone until the
+        contact comes up again."""
+        key = self.pair(link.a, link.b)
+        if self.links.get(key) is link:
+            del self.links[key]
+            del self._by_id[link.link_id]
+
     def _disconnect(self, key: tuple[str, str], link: Link, reason: str) -> None:
         del self.links[key]
         del self._by_id[link.link_id]
         link.up = False
+        cut = getattr(link, "cut", None)
+        if cut is not None:  # a TCPCL link: its sessions lose their connection
+            cut(reason)
+            return
         broken: list[tuple[Transfer, bool]] = []
         for direction in link.outbound.values():
             broken.extend((t, True) for t in direction.flying)
@@ -243,6 +281,8 @@ class Network:
             return inp.TransmissionFailed(
                 action.link_id, action.bundle_id, action.transmission, reason="link down"
             )
+        if link.model.mode == "tcpcl":
+            return link.send(node, action)  # type: ignore[attr-defined, no-any-return]
         direction = link.outbound[node.node_id]
         direction.queue.append(Transfer(action, direction))
         if not direction.busy:

@@ -269,13 +269,34 @@ def _unknown_node(name: str, known: Iterable[str]) -> str:
 # -- the parts of a scenario --------------------------------------------------------------------
 
 
+def _link_mode(value: Any, where: str) -> str:
+    if value not in ("bundle", "tcpcl"):
+        raise ConfigError(f'{where}: expected "bundle" or "tcpcl", got {describe_value(value)}')
+    return str(value)
+
+
+def _keepalive_s(value: Any, where: str) -> int:
+    ms = parse_duration_ms(value, where)
+    if ms < 0 or ms % 1000 or ms > 0xFFFF * 1000:
+        raise ConfigError(f"{where}: must be whole seconds from 0 (none) to 65535 s")
+    return ms // 1000
+
+
 def _link_model(table: TomlTable) -> LinkModel:
     rate = table.get("rate", parse_rate, 0)
+    mode = table.get("mode", _link_mode, "bundle")
+    segment_mru = table.get("segment_mru", _positive_size, None)
+    keepalive_s = table.get("keepalive", _keepalive_s, None)
+    if mode != "tcpcl" and (segment_mru is not None or keepalive_s is not None):
+        raise ConfigError(f'{table.where("mode")}: segment_mru and keepalive need mode = "tcpcl"')
     model = LinkModel(
         rate=rate or None,
         delay_ms=table.get("delay", parse_duration_ms, 0),
         loss=table.get("loss", _probability, 0.0),
         max_bundle=table.get("max_bundle", _positive_size, None),
+        mode=mode,
+        segment_mru=segment_mru,
+        keepalive_s=keepalive_s,
     )
     table.finish()
     return model

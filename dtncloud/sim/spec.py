@@ -43,6 +43,12 @@ class LinkModel:
     delay_ms: int = 0
     loss: float = 0.0
     max_bundle: int | None = None
+    #: "bundle" or "tcpcl" (two TCPCLv4 sessions); the next two apply to "tcpcl" only
+    mode: str = "bundle"
+    #: the sessions' segment MRU in bytes (None: the session's default)
+    segment_mru: int | None = None
+    #: the keepalive interval the sessions offer, in seconds (None: the default, 60 s)
+    keepalive_s: int | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``Simulation.link_up``/``contact``."""
@@ -53,6 +59,15 @@ class LinkModel:
         }
         if self.max_bundle is not None:
             found["max_bundle_size"] = self.max_bundle
+        if self.mode != "bundle":
+            found["mode"] = self.mode
+            tcpcl: dict[str, int] = {}
+            if self.segment_mru is not None:
+                tcpcl["segment_mru"] = self.segment_mru
+            if self.keepalive_s is not None:
+                tcpcl["keepalive_s"] = self.keepalive_s
+            if tcpcl:
+                found["tcpcl"] = tcpcl
         return found
 
 

@@ -28,6 +28,7 @@ from dtncloud.sim.links import LinkModel, Network
 from dtncloud.sim.node import SimNode
 from dtncloud.sim.scheduler import Scheduler
 from dtncloud.sim.stats import SimStats
+from dtncloud.sim.tcpcl_link import session_config
 
 __all__ = ["Simulation", "node_id_of"]
 
@@ -136,12 +137,25 @@ class Simulation:
         delay_ms: int = 0,
         loss: float = 0.0,
         max_bundle_size: int | None = None,
+        mode: str = "bundle",
+        tcpcl: Mapping[str, Any] | None = None,
     ) -> None:
         """At ``at_ms``, ``a`` and ``b`` come into contact: a link comes up between them
-        (both ways) with the given model, if both are up (else when they are)."""
+        (both ways) with the given model, if both are up (else when they are).
+
+        ``mode`` "bundle" (the default) gives each transfer a time from its size and the
+        rate; "tcpcl" carries the contact by two TCPCLv4 sessions (``a`` active) exchanging
+        bytes over the link, set up with ``tcpcl``: fields of
+        :class:`~dtncloud.tcpcl.config.SessionConfig` such as ``segment_mru`` and
+        ``keepalive_s`` (see :mod:`dtncloud.sim.tcpcl_link`)."""
+        settings = tuple(sorted(dict(tcpcl or {}).items()))
+        if settings and mode != "tcpcl":
+            raise ConfigError(f"link {a} - {b}: tcpcl settings need mode 'tcpcl'")
         try:
-            model = LinkModel(rate_bytes_s, delay_ms, loss, max_bundle_size)
-        except ValueError as exc:
+            model = LinkModel(rate_bytes_s, delay_ms, loss, max_bundle_size, mode, settings)
+            if mode == "tcpcl":
+                session_config("", dict(settings))
+        except (ValueError, ConfigError) as exc:
             raise ConfigError(f"link {a} - {b}: {exc}") from None
         na, nb = self._pair(a, b)
         self._check_time(at_ms)
@@ -155,10 +169,16 @@ class Simulation:
 
     def contact(self, start_ms: int, end_ms: int, a: str, b: str, **link_model: Any) -> None:
         """A link between ``a`` and ``b`` from ``start_ms`` to ``end_ms`` (keywords as
-        :meth:`link_up`)."""
+        :meth:`link_up`). In mode "tcpcl" the active side sends SESS_TERM
+        ``2 * delay_ms + 1`` ms before the end, so that a quiet session ends cleanly."""
         if end_ms <= start_ms:
             raise ConfigError(f"contact {a} - {b}: ends ({end_ms}) before it starts ({start_ms})")
         self.link_up(start_ms, a, b, **link_model)
+        if link_model.get("mode") == "tcpcl":
+            ending = end_ms - 2 * int(link_model.get("delay_ms", 0)) - 1
+            if ending > start_ms:
+                na, nb = self._pair(a, b)
+                self.scheduler.call_at(ending, lambda: self.network.contact_ending(na, nb))
         self.link_down(end_ms, a, b)
 
     def node_down(self, at_ms: int, node: str) -> None:
