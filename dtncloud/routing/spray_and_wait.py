@@ -45,6 +45,8 @@ __all__ = ["MAX_COPIES", "SprayAndWaitRouter"]
 
 #: The most copies a bundle may start with or be handed (a peer's block is clamped to it).
 MAX_COPIES = 1 << 16
+#: The most decoded states a router caches (a bound for nodes that never see a link).
+_MAX_CACHED_STATES = 1 << 17
 
 
 class SprayAndWaitRouter(Router):
@@ -71,12 +73,34 @@ class SprayAndWaitRouter(Router):
         self._reserved: dict[str, dict[str, int]] = {}
         #: link ID -> bundles whose copy the link refused or lost: not offered again on it
         self._refused: dict[str, set[str]] = {}
+        #: bundle ID -> (``meta.routing``, its decoded state): :meth:`select` reads every held
+        #: bundle's state on every link-up, and decoding the CBOR each time dominated a run.
+        #: An entry counts only while the blob is the same; see :meth:`_prune_states`.
+        self._states: dict[str, tuple[bytes, tuple[int, tuple[str, ...]]]] = {}
+        #: destination EID -> its node ID (``node_of``), for :meth:`select`
+        self._destinations: dict[str, str] = {}
 
     # -- state --------------------------------------------------------------------------------
 
     def state(self, meta: BundleMeta) -> tuple[int, tuple[str, ...]]:
         """(copies held, peers given copies) from ``meta.routing``."""
-        item = decode_peer_cbor(meta.routing, max_items=3 + MAX_COPIES) if meta.routing else None
+        routing = meta.routing
+        cached = self._states.get(meta.bundle_id)
+        if cached is not None and (cached[0] is routing or cached[0] == routing):
+            return cached[1]
+        decoded = self._decode_state(routing)
+        if decoded is None:
+            # No state of ours: a bundle created here starts spraying, any other one waits.
+            return (self.copies if meta.previous_node is None else 1), ()
+        if len(self._states) >= _MAX_CACHED_STATES:
+            self._states.clear()
+        self._states[meta.bundle_id] = (routing, decoded)
+        return decoded
+
+    @staticmethod
+    def _decode_state(routing: bytes) -> tuple[int, tuple[str, ...]] | None:
+        """The state a routing blob holds, or None if it holds none (empty or malformed)."""
+        item = decode_peer_cbor(routing, max_items=3 + MAX_COPIES) if routing else None
         if isinstance(item, int) and item >= 1:
             return min(item, MAX_COPIES), ()
         if (
@@ -87,8 +111,12 @@ class SprayAndWaitRouter(Router):
             and isinstance(item[1], list)
         ):
             return min(item[0], MAX_COPIES), tuple(p for p in item[1] if isinstance(p, str))
-        # No state of ours: a bundle created here starts spraying, any other one waits.
-        return (self.copies if meta.previous_node is None else 1), ()
+        return None
+
+    def _prune_states(self, held: set[str]) -> None:
+        """Forget the cached states of bundles no longer ``held`` (called by :meth:`select`
+        when they outnumber the held ones, so the cost stays proportional to those)."""
+        self._states = {k: v for k, v in self._states.items() if k in held}
 
     @staticmethod
     def _encode(copies: int, peers: tuple[str, ...]) -> bytes:
@@ -101,21 +129,18 @@ class SprayAndWaitRouter(Router):
     def _share(self, meta: BundleMeta, link: LinkInfo) -> int | None:
         """The copies promised to ``link`` (promising them now if the spray rules allow),
         or None if the bundle is not to be sprayed there."""
-        promised = self._reserved.get(meta.bundle_id, {})
-        if link.link_id in promised:
+        bundle_id = meta.bundle_id
+        promised = self._reserved.get(bundle_id)
+        if promised is not None and link.link_id in promised:
             return promised[link.link_id]
-        peers = self.state(meta)[1]
         if link.peer_node is not None and link.peer_node == meta.previous_node:
             return None
-        free = self._free(meta)
-        if (
-            free <= 1
-            or peer_key(link) in peers
-            or meta.bundle_id in self._refused.get(link.link_id, ())
-        ):
+        copies, peers = self.state(meta)
+        free = copies - sum(promised.values()) if promised else copies
+        if free <= 1 or peer_key(link) in peers or bundle_id in self._refused.get(link.link_id, ()):
             return None
         share = free // 2 if self.binary else 1
-        self._reserved.setdefault(meta.bundle_id, {})[link.link_id] = share
+        self._reserved.setdefault(bundle_id, {})[link.link_id] = share
         return share
 
     # -- per-bundle hooks ---------------------------------------------------------------------
@@ -179,12 +204,42 @@ class SprayAndWaitRouter(Router):
 
     def select(self, link: LinkInfo, view: RoutingView, now: int) -> list[str]:
         direct, spray = [], []
+        peer = link.peer_node
+        links_to = view.links_to
+        reserved = self._reserved
+        state = self.state
+        destinations = self._destinations
+        states = self._states
+        held = 0
         for meta in view.bundles():
-            if link.peer_node is not None and node_of(meta.destination) == link.peer_node:
+            held += 1
+            destination = destinations.get(meta.destination)
+            if destination is None:
+                destination = self._node_of(meta.destination)
+            if peer is not None and destination == peer:
                 direct.append(meta.bundle_id)
-            elif not view.links_to(node_of(meta.destination)) and self._share(meta, link):
+            elif meta.bundle_id not in reserved:
+                # Nothing promised: a waiting bundle (one copy) is not sprayed, and _share()
+                # would say so without doing anything; the cached state is read inline.
+                cached = states.get(meta.bundle_id)
+                if cached is not None and cached[0] is meta.routing:
+                    copies = cached[1][0]
+                else:
+                    copies = state(meta)[0]
+                if copies > 1 and not links_to(destination) and self._share(meta, link):
+                    spray.append(meta.bundle_id)
+            elif not links_to(destination) and self._share(meta, link):
                 spray.append(meta.bundle_id)
+        if len(self._states) > 2 * held + 64:
+            self._prune_states({meta.bundle_id for meta in view.bundles()})
         return direct + spray
+
+    def _node_of(self, eid: str) -> str:
+        """``node_of(eid)``, remembered (select asks it for every held bundle)."""
+        if len(self._destinations) >= _MAX_CACHED_STATES:
+            self._destinations.clear()
+        node = self._destinations[eid] = node_of(eid)
+        return node
 
 
 default_registry.register(SprayAndWaitRouter)
