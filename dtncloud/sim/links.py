@@ -88,17 +88,22 @@ class Transfer:
         "direction",
         "done",
         "hops",
+        "incarnation",
         "lost",
         "pieces",
         "receiver",
         "record",
         "sender",
+        "sent_at",
     )
 
     def __init__(self, action: act.Transmit, direction: Any) -> None:
         self.action = action
         self.direction = direction
         self.sender = direction.sender
+        #: the sender's run this transfer belongs to: a restarted node gets no answers
+        #: meant for its previous run (its transmission numbers start again)
+        self.incarnation = direction.sender.incarnation
         self.receiver = direction.receiver
         self.pieces: list[bytes] = []
         self.record: MessageRecord | None = None
@@ -109,6 +114,8 @@ class Transfer:
         self.done = False
         #: the receiver's acknowledgement: None until it answers
         self.accepted: bool | None = None
+        #: when its last bit left the sender (None: not serialised yet)
+        self.sent_at: int | None = None
 
     def failed(self, reason: str) -> inp.TransmissionFailed:
         a = self.action
@@ -256,10 +263,16 @@ class Network:
             cut(reason)
             return
         broken: list[tuple[Transfer, bool]] = []
+        now = self.scheduler.now
         for direction in link.outbound.values():
-            broken.extend((t, True) for t in direction.flying)
+            # Bits already sent are on their way (a light-time delay): the contact ending
+            # does not stop them, as contact graph routing plans. Only the transfer still
+            # being serialised is cut.
+            sent = [t for t in direction.flying if t.sent_at is not None and t.sent_at <= now]
+            broken.extend((t, True) for t in direction.flying if t not in sent)
             broken.extend((t, False) for t in direction.queue)
             direction.flying.clear()
+            direction.flying.extend(sent)
             direction.queue.clear()
             direction.busy = False
         # The convergence layer reports its broken transfers, then the link's end.
@@ -326,6 +339,7 @@ class Network:
                 direction.free_at = finish
                 end = max(now, math.ceil(finish - 1e-9))
             direction.busy = True
+            transfer.sent_at = end
             direction.flying.append(transfer)
             arrive = end + model.delay_ms
             if arrive == end:
@@ -357,23 +371,35 @@ class Network:
         else:
             flying.remove(transfer)
         sender = transfer.sender
+        answer = self._answer
         if transfer.lost:
             self.stats.transfer_aborted(transfer.record, sender.node_id, True)
-            sender.answer(transfer.failed("lost"))
+            answer(transfer, transfer.failed("lost"))
+            return
+        if not transfer.receiver.up:  # it went down while the bits were on their way
+            self.stats.transfer_aborted(transfer.record, sender.node_id, False)
+            answer(transfer, transfer.failed("the receiver is down"))
             return
         transfer.receiver.receive(transfer)
         action = transfer.action
         if transfer.accepted:
-            sender.answer(
-                inp.TransmissionSucceeded(action.link_id, action.bundle_id, action.transmission)
+            answer(
+                transfer,
+                inp.TransmissionSucceeded(action.link_id, action.bundle_id, action.transmission),
             )
         else:
-            sender.answer(
+            answer(
+                transfer,
                 inp.TransmissionFailed(
                     action.link_id,
                     action.bundle_id,
                     action.transmission,
                     refused=True,
                     reason="refused by the peer",
-                )
+                ),
             )
+
+    @staticmethod
+    def _answer(transfer: Transfer, answer: inp.Input) -> None:
+        if transfer.sender.incarnation == transfer.incarnation:
+            transfer.sender.answer(answer)

@@ -20,10 +20,9 @@ it, not from the router):
   is there and the link is up;
 - a contact can be used only when the serialisation is over by the contact's end; that is
   the router's rule (the contact plan bounds when a node may send, the light time comes on
-  top). The simulated link also aborts what is still *in flight* when the contact ends, so
-  a hop must arrive before the end as well: ``sent + owlt < end``. Journeys for which the two
-  rules give different answers are left to :func:`test_in_flight_bundle_at_contact_end`,
-  which shows the difference.
+  top), and the simulated link's: bits already sent when the contact ends still arrive
+  (:func:`test_in_flight_bundle_at_contact_end`); only a transfer still being serialised is
+  cut.
 
 Hence: ``arrival = max(t, start) + ceil(W * 1000 / rate) + owlt``, labels settled Dijkstra
 fashion (waiting at a node is allowed, so the earliest label is exact).
@@ -263,15 +262,6 @@ def test_bookings_send_the_second_bundle_elsewhere() -> None:
 # -- where the plan's rules and the link's part -----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "cgr.py ContactGraph.search/evaluate accept a hop whose serialisation ends by the "
-        "contact's end and add owlt after it, but sim/links.py Network._disconnect aborts "
-        "transfers still in flight when the contact's link goes down: the planned hop is "
-        "aborted and the bundle waits for a later contact"
-    ),
-)
 def test_in_flight_bundle_at_contact_end() -> None:
     windows = [
         # serialised by 101,069 ms, in flight until 101,569: the contact ends at 101,300
@@ -283,7 +273,7 @@ def test_in_flight_bundle_at_contact_end() -> None:
     w = _one_wire_size(got)
     planned = earliest_route(_plan(windows), node_id_of("a"), node_id_of("b"), message.at_ms, w)
     assert planned is not None and planned.arrival == 100_000 + w + 500
-    assert got.delivered_at == planned.arrival  # fails: delivered at 200,000 + w + 500
+    assert got.delivered_at == planned.arrival  # sent before the end, arrives after it
 
 
 @pytest.mark.xfail(
@@ -357,11 +347,8 @@ def test_random_plans_deliver_at_the_earliest_arrival(seed: int) -> None:
             checked += 1
             continue
         w = _one_wire_size(got)
-        link_rule = earliest_arrival(windows, message, w, in_flight_must_end=True)
-        plan_rule = earliest_arrival(windows, message, w, in_flight_must_end=False)
-        if link_rule != plan_rule:
-            continue  # an in-flight hop at a contact's end: see the xfail test above
-        assert got.delivered_at == link_rule, message
+        expected = earliest_arrival(windows, message, w, in_flight_must_end=False)
+        assert got.delivered_at == expected, message
         checked += 1
         delivered += got.delivered_at is not None
     assert checked >= 8
