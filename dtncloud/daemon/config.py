@@ -39,7 +39,6 @@ import inspect
 import os
 import re
 import socket
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -85,6 +84,7 @@ from dtncloud.daemon.units import (
     parse_path,
     parse_rate,
     parse_size,
+    parse_toml_bytes,
     unknown_key,
 )
 from dtncloud.errors import ConfigError
@@ -117,15 +117,7 @@ def load_config(path: str | Path) -> NodeConfig:
         raise ConfigError(f"{file}: cannot read it: {exc.strerror or exc}") from None
     if len(raw) > MAX_CONFIG_FILE:
         raise ConfigError(f"{file}: larger than 1 MiB, so not a dtncloud configuration")
-    try:
-        # utf-8-sig: some editors start UTF-8 files with a byte order mark, which TOML refuses.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: not UTF-8 text (bad byte at offset {exc.start})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: TOML syntax error: {exc}") from None
+    data = parse_toml_bytes(raw, file)
     source = Path(os.path.abspath(file))
     return parse_config(data, source=source, base_dir=source.parent, label=str(file))
 

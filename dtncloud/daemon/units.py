@@ -37,6 +37,7 @@ import ipaddress
 import math
 import os
 import re
+import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, time
 from fractions import Fraction
@@ -372,6 +373,19 @@ def format_duration_ms(ms: int) -> str:
 
 
 # -- tables -------------------------------------------------------------------------------------
+
+
+def parse_toml_bytes(raw: bytes, file: str | os.PathLike[str]) -> dict[str, Any]:
+    """The table of a TOML file's bytes, with one-line errors naming ``file``. A byte order
+    mark is allowed: some editors start UTF-8 files with one, and TOML refuses it."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: TOML syntax error: {exc}") from None
 
 
 def unknown_key(key: str, place: str, known: Iterable[str]) -> ConfigError:

@@ -39,6 +39,7 @@ from dtncloud.daemon.units import (
     parse_path,
     parse_rate,
     parse_size,
+    parse_toml_bytes,
     unknown_key,
 )
 from dtncloud.dtntime import DTN_EPOCH
@@ -706,14 +707,7 @@ def load_scenario(path: str | Path, overrides: Sequence[tuple[str, Any]] = ()) -
     """Read and check the scenario file at ``path``, after setting each ``(key, value)`` of
     ``overrides`` (see :func:`apply_override`). Errors are one line naming the file."""
     file = Path(path)
-    try:
-        text = file.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: not UTF-8 text (bad byte at offset {exc.start})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: TOML syntax error: {exc}") from None
+    data = parse_toml_bytes(file.read_bytes(), file)
     try:
         for key, value in overrides:
             apply_override(data, key, value)
