@@ -12,6 +12,7 @@ from dtncloud.engine import actions as act
 from dtncloud.engine import inputs as inp
 from dtncloud.engine._base import AgentBase, _Flight
 from dtncloud.engine.config import routing_endpoint_of
+from dtncloud.engine.sizes import FRAGMENT_FIELDS, GROWTH_ALLOWANCE, wire_size
 from dtncloud.engine.transmit import BibeWrap, TransmitPlan
 from dtncloud.routing.base import Drop, Forward, LinkInfo, Wait
 from dtncloud.store.base import BundleMeta, Retention
@@ -55,13 +56,16 @@ class ForwardingMixin(AgentBase):
             self._delete(meta, decision.reason, now)
 
     def _sent_size(self, meta: BundleMeta, peer: str | None, custody: bool) -> int:
-        """A safe estimate of what one transmission of ``meta`` puts on the wire: the stored
-        bundle, the blocks sending adds or grows (previous node, hop count, age, routing
-        block), and the BPDU around it under custody."""
-        size = meta.size + 48 + 3 * len(self._node)
+        """What one transmission of ``meta`` puts on the wire (:func:`wire_size`) with the
+        BPDU around it under custody."""
+        size = wire_size(meta, self._node)
         if custody:
             size += 64 + 2 * len(self._node) + 2 * len(peer or "")
         return size
+
+    def _bounded_size(self, meta: BundleMeta, peer: str | None, custody: bool) -> int:
+        """A bound on :meth:`_sent_size`, for what must fit a link's hard size limit."""
+        return self._sent_size(meta, peer, custody) + GROWTH_ALLOWANCE
 
     def _too_big_for(self, meta: BundleMeta, link_id: str, volume: int, now: int) -> bool:
         """Proactive fragmentation (RFC 9171 5.8): a contact that can carry only ``volume``
@@ -69,25 +73,40 @@ class ForwardingMixin(AgentBase):
         routed again once stored), or, if it cannot be cut, waits for another contact.
         Returns whether the bundle stays here for now."""
         link = self._links.get(link_id)
-        peer = None if link is None else link.peer_node
-        needed = self._sent_size(meta, peer, self._custodian.enabled)
+        if link is None:
+            return False  # gone: _transmit finds nothing to send on
+        limit = link.max_bundle_size
+        custody = self._custody_on(meta, link)
+        needed = self._sent_size(meta, link.peer_node, custody)
         overhead = needed - meta.size
-        limit = None if link is None else link.max_bundle_size
-        if limit is not None and needed > limit > overhead:
-            # the link's own limit cuts it into pieces, each with its own blocks
-            needed += (-(-meta.size // (limit - overhead)) - 1) * overhead
+        if limit is not None and needed > limit:
+            if meta.flags & _MUST_NOT_FRAGMENT:
+                return False  # _transmit does not send it on this link at all
+            per_piece = overhead + FRAGMENT_FIELDS
+            if limit > per_piece:
+                # the link's own limit cuts it into pieces, each with its own blocks
+                needed += (-(-meta.size // (limit - per_piece)) - 1) * per_piece
         if needed <= volume:
             return False
+        first_size = volume - overhead  # the cut counts the fragment's own fields
         if (
             meta.protocol == 7
             and not meta.flags & _MUST_NOT_FRAGMENT
-            and volume - overhead > 64  # room for the first fragment's blocks and payload
+            and first_size > 64  # room for the first fragment's blocks and payload
         ):
             self._cutting.add(meta.bundle_id)
-            self._actions.append(act.Refragment(meta.bundle_id, first_size=volume - overhead))
+            self._actions.append(act.Refragment(meta.bundle_id, first_size=first_size))
         else:
             self._wake(meta.bundle_id, now + self.config.retry_ms)
         return True
+
+    def _custody_on(self, meta: BundleMeta, link: LinkInfo) -> bool:
+        """Whether ``meta`` goes to ``link``'s peer under custody (BIBE custody transfer)."""
+        if link.peer_node is None or not self._custodian.wants(meta, link):
+            return False
+        limit = link.max_bundle_size
+        # fragments go without custody: one ID covers one whole bundle
+        return limit is None or self._bounded_size(meta, link.peer_node, True) <= limit
 
     def _route_all_for_links(self, now: int) -> None:
         """Offer every waiting bundle to the links that are up (after a routing message
@@ -110,13 +129,11 @@ class ForwardingMixin(AgentBase):
         limit = link.max_bundle_size
         if limit is not None and meta.protocol == 6 and meta.size > limit:
             return  # BPv6 bundles are sent as they are: this link cannot take it
-        custody = link.peer_node is not None and self._custodian.wants(meta, link)
-        if custody and limit is not None and self._sent_size(meta, link.peer_node, True) > limit:
-            custody = False  # fragments go without custody: one ID covers one whole bundle
+        custody = self._custody_on(meta, link)
         if (
             limit is not None
             and meta.flags & _MUST_NOT_FRAGMENT
-            and self._sent_size(meta, link.peer_node, custody) > limit
+            and self._bounded_size(meta, link.peer_node, custody) > limit
         ):
             return  # it cannot be cut to fit this link: another link or contact may take it
         bibe = None

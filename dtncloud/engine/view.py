@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from dtncloud.engine.sizes import wire_size
 from dtncloud.routing.base import LinkInfo
 from dtncloud.store.base import BundleMeta, Retention
 
@@ -47,3 +48,6 @@ class AgentView:
 
     def is_local(self, eid: str) -> bool:
         return self._is_local(eid)
+
+    def wire_size(self, meta: BundleMeta) -> int:
+        return wire_size(meta, self.node_id)

@@ -149,6 +149,11 @@ class RoutingView(Protocol):
         """Whether ``eid`` is this node or one of its registered endpoints."""
         ...
 
+    def wire_size(self, meta: BundleMeta) -> int:
+        """The bytes one transmission of ``meta`` from this node puts on a link (the stored
+        bundle with this node's previous node block): what to plan and book contacts with."""
+        ...
+
 
 class Router(ABC):
     """Base class of router plug-ins. Subclasses set ``name`` and implement :meth:`route`;

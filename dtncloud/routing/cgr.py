@@ -470,7 +470,7 @@ class CgrRouter(Router):
         chosen = []
         for meta in list(view.bundles()):
             decision, path = self._route(meta, view, now)
-            if link.max_bundle_size is not None and meta.size > link.max_bundle_size:
+            if link.max_bundle_size is not None and view.wire_size(meta) > link.max_bundle_size:
                 continue
             if node_of(meta.destination) == peer and isinstance(decision, Forward):
                 chosen.append(meta.bundle_id)
@@ -489,10 +489,12 @@ class CgrRouter(Router):
         old = self._bookings.pop(meta.bundle_id, None)
         if old is not None:
             self._unbook(old.path, old.size)
+        # planned and booked with what goes on the link, not what is stored
+        size = view.wire_size(meta)
         target = self._graph.node(destination)
         path = None
         decision: Decision
-        direct = self._usable_link(destination, meta.size, view)
+        direct = self._usable_link(destination, size, view)
         if direct is not None:
             # Like every router: the destination's node is a neighbour now, so straight
             # there, whatever the plan says.
@@ -501,13 +503,13 @@ class CgrRouter(Router):
             decision = Drop(NO_KNOWN_ROUTE)
         else:
             avoid = self._avoid(meta.previous_node, destination)
-            path = self._choose(target, avoid, meta, now, old)
+            path = self._choose(target, avoid, meta, size, now, old)
             if path is None:
-                decision = self._no_route(target, avoid, meta, view, now)
+                decision = self._no_route(target, avoid, meta, size, view, now)
             else:
-                self._book(meta, path, old)
-                decision = self._decide(path, meta, view, now)
-        if old is not None and (path != old.path or meta.size != old.size):
+                self._book(meta, size, path, old)
+                decision = self._decide(path, size, view, now)
+        if old is not None and (path != old.path or size != old.size):
             self._releases += 1  # volume freed somewhere: failed searches may now succeed
         return decision, path
 
@@ -528,12 +530,14 @@ class CgrRouter(Router):
         target: int,
         avoid: int | None,
         meta: BundleMeta,
+        size: int,
         now: int,
         old: _Booking | None,
     ) -> Path | None:
-        """The best route for the bundle with the current bookings, or None."""
+        """The best route for the bundle (``size`` bytes on the wire) with the current
+        bookings, or None."""
         assert self._source is not None
-        size, expires = meta.size, meta.expires_at
+        expires = meta.expires_at
         entry = self._candidates.get(target)
         if entry is None or now >= entry.valid_until:
             entry = self._compute_candidates(target, now, size)
@@ -600,29 +604,35 @@ class CgrRouter(Router):
         entry.valid_until = min(entry.valid_until, *(ends[ci].end for ci in path))
 
     def _no_route(
-        self, target: int, avoid: int | None, meta: BundleMeta, view: RoutingView, now: int
+        self,
+        target: int,
+        avoid: int | None,
+        meta: BundleMeta,
+        size: int,
+        view: RoutingView,
+        now: int,
     ) -> Decision:
         """No route with the current bookings: wait if one exists without them, else drop."""
         assert self._source is not None
         entry = self._candidates[target]
-        path = self._best_of(entry.paths, avoid, now, meta.size, meta.expires_at, None)
+        path = self._best_of(entry.paths, avoid, now, size, meta.expires_at, None)
         if path is None:
             found = self._graph.search(
-                self._source, target, now, meta.size, deadline=meta.expires_at, avoid=avoid
+                self._source, target, now, size, deadline=meta.expires_at, avoid=avoid
             )
             if found is None:
-                late = self._graph.search(self._source, target, now, meta.size, avoid=avoid)
+                late = self._graph.search(self._source, target, now, size, avoid=avoid)
                 return Drop(NO_KNOWN_ROUTE if late is None else NO_TIMELY_CONTACT)
             path = found[0]
             self._add_candidate(entry, path)
         first = self._graph.contacts[path[0]]
-        partial = self._partial_forward(first, meta, view, now)
+        partial = self._partial_forward(first, meta, size, view, now)
         if partial is not None:
             return partial
         return Wait(until=first.start if first.start > now else first.end)
 
     def _partial_forward(
-        self, first: Contact, meta: BundleMeta, view: RoutingView, now: int
+        self, first: Contact, meta: BundleMeta, size: int, view: RoutingView, now: int
     ) -> Forward | None:
         """Proactive fragmentation (RFC 9171 5.8): the contact under way cannot carry the
         whole bundle any more, but part of it; the engine sends a first fragment that fits
@@ -630,16 +640,16 @@ class CgrRouter(Router):
         if first.start > now or meta.flags & _MUST_NOT_FRAGMENT or meta.protocol != 7:
             return None
         room = self.residual_volume(first, now)
-        if not 0 < room < meta.size:
+        if not 0 < room < size:
             return None
         link_id = self._usable_link(first.receiver, room, view)
         return None if link_id is None else Forward((link_id,), volume=room)
 
-    def _decide(self, path: Path, meta: BundleMeta, view: RoutingView, now: int) -> Decision:
+    def _decide(self, path: Path, size: int, view: RoutingView, now: int) -> Decision:
         first = self._graph.contacts[path[0]]
         if first.start > now:
             return Wait(until=first.start)
-        link_id = self._usable_link(first.receiver, meta.size, view)
+        link_id = self._usable_link(first.receiver, size, view)
         if link_id is not None:
             return Forward((link_id,))
         # The plan says the contact is under way but no link is up (yet): select() hears of
@@ -648,11 +658,11 @@ class CgrRouter(Router):
 
     # -- bookings -----------------------------------------------------------------------------
 
-    def _book(self, meta: BundleMeta, path: Path, old: _Booking | None) -> None:
-        self._bookings[meta.bundle_id] = _Booking(path, meta.size, meta.expires_at)
+    def _book(self, meta: BundleMeta, size: int, path: Path, old: _Booking | None) -> None:
+        self._bookings[meta.bundle_id] = _Booking(path, size, meta.expires_at)
         booked = self._booked
         for ci in path:
-            booked[ci] = booked.get(ci, 0) + meta.size
+            booked[ci] = booked.get(ci, 0) + size
         if old is None or old.expires_at != meta.expires_at:  # else its entry is still there
             heapq.heappush(self._expiries, (meta.expires_at, meta.bundle_id))
 

@@ -153,6 +153,9 @@ class LinksUp:
     def is_local(self, eid: str) -> bool:
         return eid.startswith("ipn:1.")
 
+    def wire_size(self, meta: BundleMeta) -> int:
+        return meta.size  # as brute_force counts it
+
 
 @given(plans, destinations, st.integers(0, 3_000), sizes)
 def test_first_decision_follows_the_earliest_route(

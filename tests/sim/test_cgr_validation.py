@@ -276,15 +276,6 @@ def test_in_flight_bundle_at_contact_end() -> None:
     assert got.delivered_at == planned.arrival  # sent before the end, arrives after it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "cgr.py CgrRouter._route/_choose plan and book with BundleMeta.size, the stored "
-        "bundle, but what goes on the link (engine/transmit.py render) has the previous-node "
-        "and hop-count blocks too (13 bytes more here): a contact that fits the stored size "
-        "but not the rendered one is chosen, and the transfer is aborted at its end"
-    ),
-)
 def test_contact_that_fits_the_stored_but_not_the_sent_bundle() -> None:
     message = Msg(50_000, "a", "b", 1000)
     probe = _simulate([Window(100_000, 200_000, "a", "b", 1000, 0)], message)
@@ -301,8 +292,8 @@ def test_contact_that_fits_the_stored_but_not_the_sent_bundle() -> None:
     got = _simulate(windows, message)
     expected = earliest_arrival(windows, message, w, in_flight_must_end=True)
     assert expected == 100_000 + 2 * w + w  # via y, from the start
-    assert got.aborted == 0  # fails: a-r is tried and aborted at its end
-    assert got.delivered_at == expected  # fails: via y only after the abort and a retry
+    assert got.aborted == 0  # a-r is never tried: the router books what is sent
+    assert got.delivered_at == expected
 
 
 # -- random plans ------------------------------------------------------------------------------

@@ -74,6 +74,9 @@ class FakeView:
     def bundle(self, bundle_id: str) -> BundleMeta | None:
         return self._bundles.get(bundle_id)
 
+    def wire_size(self, meta: BundleMeta) -> int:
+        return meta.size  # these tests' bundles go on the link as stored
+
     def is_local(self, eid: str) -> bool:
         return eid in self.endpoints or node_of(eid) == self.node_id
 

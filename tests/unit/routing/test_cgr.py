@@ -35,9 +35,16 @@ FAR = 10**12
 class FakeView:
     """A RoutingView of node A with the given links up and bundles waiting."""
 
-    def __init__(self, links: Iterable[LinkInfo] = (), bundles: Iterable[BundleMeta] = ()):
+    def __init__(
+        self,
+        links: Iterable[LinkInfo] = (),
+        bundles: Iterable[BundleMeta] = (),
+        *,
+        overhead: int = 0,
+    ):
         self._links = list(links)
         self._bundles = list(bundles)
+        self._overhead = overhead  # what sending adds to a stored bundle
 
     @property
     def node_id(self) -> str:
@@ -60,6 +67,9 @@ class FakeView:
 
     def is_local(self, eid: str) -> bool:
         return eid.startswith("ipn:1.")
+
+    def wire_size(self, meta: BundleMeta) -> int:
+        return meta.size + self._overhead
 
 
 def up(peer: str, max_bundle_size: int | None = None, link_id: str | None = None) -> LinkInfo:
@@ -270,6 +280,18 @@ def test_route_list_excludes_the_limiting_contact() -> None:
     assert [route.contacts for route in routes] == [VOLUME[:2], VOLUME[2:]]
     assert [route.arrival for route in routes] == [16_000, 36_000]
     assert len(router(*VOLUME, max_routes=1).candidate_routes(D, 0, 8_000)) == 1
+
+
+def test_plans_and_books_what_goes_on_the_link_not_what_is_stored() -> None:
+    r = router(*VOLUME)
+    view = FakeView([up(B), up(C)], overhead=13)
+    # 9,990 stored bytes would fit A->B's 10,000; the 10,003 sent do not.
+    assert r.route(bundle("b1", size=9_990), view, 0) == Wait(until=20_000)
+    assert r.booked(VOLUME[0]) == 0
+    assert r.booked(VOLUME[2]) == r.booked(VOLUME[3]) == 10_003
+    # The booking is released at its sent size, so nothing is left booked.
+    assert r.route(bundle("b1", size=9_990, expires_at=1), view, 0) == Drop(NO_TIMELY_CONTACT)
+    assert r.booked(VOLUME[2]) == r.booked(VOLUME[3]) == 0
 
 
 @pytest.mark.parametrize("max_routes", [1, 3])
