@@ -22,6 +22,7 @@ import click
 from dtncloud.cli._output import CliError, CliUsageError, about, atomic_write
 from dtncloud.cli._params import DURATION, SIZE
 from dtncloud.routing import default_registry
+from dtncloud.sim.node import BUFFER_POLICIES
 from dtncloud.sim.one_format import Event, TraceError, hosts_of, read_events, schedule_events
 from dtncloud.sim.world import Simulation
 
@@ -118,6 +119,14 @@ def _seconds(value: float | None) -> str:
 )
 @click.option("--buffer", "buffer_bytes", type=SIZE, help="Each node's store quota (e.g. 5M).")
 @click.option(
+    "--buffer-policy",
+    type=click.Choice(BUFFER_POLICIES),
+    default="drop-oldest",
+    show_default=True,
+    help="What a full buffer does: drop the oldest bundles not being sent, as the ONE "
+    "simulator does, or refuse the new one, as dtnd does.",
+)
+@click.option(
     "--lifetime",
     type=DURATION,
     default="1d",
@@ -145,6 +154,7 @@ def replay(
     rate: float | None,
     delay_ms: int,
     buffer_bytes: int | None,
+    buffer_policy: str,
     lifetime: int,
     until_s: float | None,
     seed: int,
@@ -169,7 +179,11 @@ def replay(
     for name in hosts_of(events):
         with about("--router"):
             simulation.add_node(
-                name, router=router, router_params=params, buffer_bytes=buffer_bytes
+                name,
+                router=router,
+                router_params=params,
+                buffer_bytes=buffer_bytes,
+                buffer_policy=buffer_policy,
             )
     link = {"rate_bytes_s": rate, "delay_ms": delay_ms}
     with _trace(contacts_path):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Any
 
@@ -32,11 +33,12 @@ from dtncloud.bpv6.codec import decode_bundle as decode_bundle_v6
 from dtncloud.bpv6.codec import encode_bundle as encode_bundle_v6
 from dtncloud.bpv7.admin import StatusReport, decode_admin_record
 from dtncloud.bpv7.bibe import BibePdu, CustodyDisposition, CustodySignal
-from dtncloud.bpv7.bundle import Bundle
+from dtncloud.bpv7.bundle import Bundle, BundleId
 from dtncloud.bpv7.decode import decode_bundle
 from dtncloud.bpv7.encode import encode_bundle
 from dtncloud.bpv7.flags import BlockFlag, BlockType, BundleFlag, StatusReportReason
 from dtncloud.bpv7.reactive import prefix_fragment
+from dtncloud.eid import EID
 from dtncloud.engine import actions as act
 from dtncloud.engine import inputs as inp
 from dtncloud.engine._custody_transfer import CustodyMixin
@@ -665,6 +667,12 @@ class BundleProtocolAgent(ForwardingMixin, CustodyMixin):
         if meta is not None:
             self._delete(meta, R.NO_ADDITIONAL_INFORMATION, now)
 
+    def _on_evicted(self, event: inp.BundleEvicted, now: int) -> None:
+        # asked for by the shell only (the simulator's drop-oldest buffer policy)
+        meta = self._bundles.get(event.bundle_id)
+        if meta is not None:
+            self._delete(meta, event.reason, now)
+
     def _on_routes_changed(self, event: inp.RoutesChanged, now: int) -> None:
         for meta in list(self._bundles.values()):
             self._route(meta, now)  # only those still waiting to be forwarded are routed
@@ -674,11 +682,22 @@ def index_key(bundle: Bundle, data: bytes | None = None) -> str:
     """The key a BPv7 bundle is stored and indexed under: its ID, but for an anonymous
     bundle (source dtn:none), whose ID is not unique (RFC 9171 4.2.3), the ID and a digest
     of its encoding (``data`` if given)."""
+    primary = bundle.primary
+    if primary.fragment_offset is None and not primary.source.is_none:
+        return _whole_bundle_id(primary.source, primary.creation_time, primary.sequence)
     bundle_id = str(bundle.id)
-    if not bundle.primary.source.is_none:
+    if not primary.source.is_none:
         return bundle_id
     encoded = data if data is not None else encode_bundle(bundle, validate=False)
     return f"{bundle_id}#{blake2b(encoded, digest_size=8).hexdigest()}"
+
+
+@lru_cache(maxsize=1 << 16)
+def _whole_bundle_id(source: EID, creation_time: int, sequence: int) -> str:
+    """``str(bundle.id)`` of a bundle that is not a fragment, remembered: every copy that
+    arrives is keyed (mostly to find it is a duplicate), and every copy of a bundle in a
+    simulation shares one string."""
+    return str(BundleId(source.node_id, creation_time, sequence))
 
 
 def _previous_node(bundle: Bundle) -> str | None:
@@ -701,6 +720,7 @@ _HANDLERS: dict[type, Callable[[BundleProtocolAgent, Any, int], None]] = {
     inp.ApplicationDeregistered: BundleProtocolAgent._on_deregistered,
     inp.ApplicationSubmitted: BundleProtocolAgent._on_submitted,
     inp.ApplicationCancelled: BundleProtocolAgent._on_cancelled,
+    inp.BundleEvicted: BundleProtocolAgent._on_evicted,
     inp.RoutesChanged: BundleProtocolAgent._on_routes_changed,
     inp.Delivered: BundleProtocolAgent._on_delivered,
     inp.DeliveryFailed: BundleProtocolAgent._on_delivery_failed,

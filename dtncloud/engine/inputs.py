@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dtncloud.bpv7.bundle import Bundle
-from dtncloud.bpv7.flags import BundleFlag
+from dtncloud.bpv7.flags import BundleFlag, StatusReportReason
 
 __all__ = [
     "ApplicationCancelled",
     "ApplicationDeregistered",
     "ApplicationRegistered",
     "ApplicationSubmitted",
+    "BundleEvicted",
     "BundleReceived",
     "Delivered",
     "DeliveryFailed",
@@ -156,6 +157,18 @@ class ApplicationCancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class BundleEvicted:
+    """The shell asks the agent to let ``bundle_id`` go to make room in a full store: it is
+    deleted with ``reason`` (a status report reason code, default "depleted storage"), with a
+    deletion report if it asked for one. Only the simulator's ``drop-oldest`` buffer policy
+    sends it; ``dtnd`` never evicts an accepted bundle. Ignored when the node no longer holds
+    the bundle."""
+
+    bundle_id: str
+    reason: int = int(StatusReportReason.DEPLETED_STORAGE)
+
+
+@dataclass(frozen=True, slots=True)
 class RoutesChanged:
     """The router's configuration changed (a route or contact added or removed at run
     time): every bundle waiting to be forwarded is routed again."""
@@ -219,6 +232,7 @@ Input = (
     | ApplicationDeregistered
     | ApplicationSubmitted
     | ApplicationCancelled
+    | BundleEvicted
     | RoutesChanged
     | Delivered
     | DeliveryFailed

@@ -52,8 +52,9 @@ MODES = ("bundle", "tcpcl")
 @dataclass(frozen=True, slots=True)
 class LinkModel:
     """How a link carries bytes: ``rate_bytes_s`` each way (None: no limit), ``delay_ms``
-    of propagation, the probability ``loss`` that a transfer is lost, and the largest bundle
-    it takes (``max_bundle_size``, None: any; larger ones are fragmented by the sender)."""
+    of propagation, the probability ``loss`` that a transfer is lost (in mode "tcpcl": that a
+    chunk of the byte pipe must be sent again), and the largest bundle it takes
+    (``max_bundle_size``, None: any; larger ones are fragmented by the sender)."""
 
     rate_bytes_s: float | None = None
     delay_ms: int = 0
@@ -156,6 +157,12 @@ class Link:
 
     def peer_of(self, node: SimNode) -> SimNode:
         return self.b if node is self.a else self.a
+
+    def sending(self, node: SimNode) -> list[str]:
+        """The stored bundles ``node`` is sending on this link now: transfers started (being
+        serialised or on their way) whose outcome it has not heard yet."""
+        flying = self.outbound[node.node_id].flying
+        return [t.action.bundle_id for t in flying if not t.done and t.action.plan.inline is None]
 
 
 class Network:

@@ -6,10 +6,16 @@ transmissions to the in-memory links (:mod:`dtncloud.sim.links`) and wakes the a
 scheduler event when :meth:`~dtncloud.engine.agent.BundleProtocolAgent.get_timer` says,
 re-armed after every input. Every store write is answered at once (the store is in memory),
 so a node is never in the middle of storing anything between two events.
+
+A node's buffer is the store's quota. What happens to a bundle that does not fit is the
+node's *buffer policy* (:data:`BUFFER_POLICIES`): ``"refuse"`` it, as ``dtnd`` does, or
+``"drop-oldest"``: make room by evicting the bundles received longest ago that are not being
+sent, as the ONE simulator does (see :meth:`SimNode._make_room`).
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +26,7 @@ from dtncloud.engine.agent import STATE_KEYS, BundleProtocolAgent
 from dtncloud.engine.config import EngineConfig
 from dtncloud.engine.listener import EngineListener, Listeners
 from dtncloud.engine.transmit import cut_stored, reassemble_stored
-from dtncloud.errors import DtnError, StoreError, StoreFull
+from dtncloud.errors import BundleNotFound, ConfigError, DtnError, StoreError, StoreFull
 from dtncloud.routing.base import Router, default_registry
 from dtncloud.sim.links import Transfer
 from dtncloud.sim.stats import reason_name
@@ -32,7 +38,11 @@ if TYPE_CHECKING:
     from dtncloud.sim.scheduler import Scheduler
     from dtncloud.sim.stats import NodeListener, SimStats
 
-__all__ = ["SimNode", "app_endpoint"]
+__all__ = ["BUFFER_POLICIES", "SimNode", "app_endpoint"]
+
+#: What a node does with a bundle its full buffer cannot take: refuse it (``dtnd``'s way, the
+#: default), or drop the oldest bundles not being sent to make room (the ONE simulator's way).
+BUFFER_POLICIES = ("refuse", "drop-oldest")
 
 #: The name the simulated application's endpoint has on every ``dtn://`` node.
 APP_DEMUX = "sim"
@@ -66,9 +76,13 @@ class SimNode:
         router: str = "epidemic",
         router_params: Mapping[str, Any] | None = None,
         buffer_bytes: int | None = None,
+        buffer_policy: str = "refuse",
         engine: Mapping[str, Any] | None = None,
         listener: EngineListener | None = None,
     ) -> None:
+        if buffer_policy not in BUFFER_POLICIES:
+            known = ", ".join(BUFFER_POLICIES)
+            raise ConfigError(f"buffer_policy must be one of {known}, not {buffer_policy!r}")
         self.config = EngineConfig(node_id, **dict(engine or {}))
         self.node_id = node_id
         self.endpoint = app_endpoint(node_id)
@@ -80,6 +94,10 @@ class SimNode:
         self.stats = stats
         self.seed = seed
         self.store = MemoryStoreCore(quota_bytes=buffer_bytes)
+        self.buffer_policy = buffer_policy
+        #: drop-oldest: (received_at, bundle ID) of what was stored, oldest first; entries of
+        #: bundles gone since are skipped when met (see _victims)
+        self._arrivals: list[tuple[int, str]] = []
         self._stats_listener: NodeListener = stats.listener(node_id)
         self._extra_listener = listener
         #: links up now, by link ID
@@ -243,16 +261,94 @@ class SimNode:
         self._run(now + 1)
 
     def _persist(self, action: act.Persist, now: int) -> inp.Input:
+        meta = action.meta
+        dropping = self.buffer_policy == "drop-oldest"
+        if dropping:
+            self._make_room(meta.size, now)
         try:
-            self.store.put(action.meta, action.data)
+            self.store.put(meta, action.data)
         except StoreFull as exc:
-            return inp.PersistFailed(action.meta.bundle_id, full=True, message=str(exc))
+            return inp.PersistFailed(meta.bundle_id, full=True, message=str(exc))
         except StoreError as exc:
-            return inp.PersistFailed(action.meta.bundle_id, full=False, message=str(exc))
-        return inp.Persisted(action.meta.bundle_id)
+            return inp.PersistFailed(meta.bundle_id, full=False, message=str(exc))
+        if dropping:
+            self._note_arrival(meta.received_at, meta.bundle_id)
+        return inp.Persisted(meta.bundle_id)
 
     def _update(self, action: act.UpdateMeta, now: int) -> None:
-        self.store.update(action.meta)
+        try:
+            self.store.update(action.meta)
+        except BundleNotFound:
+            # evicted to make room after this update was queued: the agent has let it go
+            if self.buffer_policy != "drop-oldest":
+                raise
+
+    # -- drop-oldest ------------------------------------------------------------------------
+
+    def _make_room(self, size: int, now: int) -> None:
+        """Evict the oldest bundles (by the time they were received) that are not being sent
+        until ``size`` more bytes fit, as the ONE simulator's ``makeRoomForMessage`` does,
+        but only if that makes enough room: a bundle larger than the whole buffer, or one for
+        which even evicting every bundle not being sent would not do, is refused with
+        everything kept.
+
+        Each eviction goes through the agent (:class:`~dtncloud.engine.inputs.BundleEvicted`:
+        deleted as "depleted storage", counted as a drop, a deletion report if asked for),
+        and the bundle leaves the store at once, so that the Persist being carried out finds
+        the room; the Remove the agent queued for it then finds nothing to do."""
+        quota = self.store.quota_bytes
+        if quota is None or size > quota:
+            return
+        needed = self.store.usage().bytes + size - quota
+        if needed <= 0:
+            return
+        for bundle_id in self._victims(needed):
+            self.agent.handle(inp.BundleEvicted(bundle_id), now)
+            self.store.delete(bundle_id)
+
+    def _victims(self, needed: int) -> list[str]:
+        """The oldest bundles not being sent whose sizes add up to ``needed`` bytes, or none
+        if they cannot. Their entries leave the queue of arrivals; the others stay."""
+        sending = self._sending()
+        arrivals = self._arrivals
+        agent = self.agent
+        chosen: list[str] = []
+        passed: list[tuple[int, str]] = []
+        freed = 0
+        while arrivals and freed < needed:
+            entry = heapq.heappop(arrivals)
+            received_at, bundle_id = entry
+            meta = agent.bundle(bundle_id)
+            if meta is None or meta.received_at != received_at:
+                continue  # let go since (or stored again later, with an entry of its own)
+            passed.append(entry)
+            if bundle_id not in sending:
+                chosen.append(bundle_id)
+                freed += meta.size
+        if freed < needed:
+            chosen = []
+        keep = set(chosen)
+        for entry in passed:
+            if entry[1] not in keep:
+                heapq.heappush(arrivals, entry)
+        return chosen
+
+    def _sending(self) -> set[str]:
+        """The bundles this node is sending now: transfers started on its links and not yet
+        answered (evicting one would pull the bundle from under the transfer)."""
+        found: set[str] = set()
+        for link in self.links.values():
+            found.update(link.sending(self))
+        return found
+
+    def _note_arrival(self, received_at: int, bundle_id: str) -> None:
+        arrivals = self._arrivals
+        heapq.heappush(arrivals, (received_at, bundle_id))
+        if len(arrivals) > 2 * self.store.usage().bundles + 1024:
+            # most entries are of bundles let go since: rebuilt from the store, the queue
+            # stays in proportion to what the node holds
+            self._arrivals = [(m.received_at, m.bundle_id) for m in self.store.scan()]
+            heapq.heapify(self._arrivals)
 
     def _remove(self, action: act.Remove, now: int) -> None:
         self.store.delete(action.bundle_id)

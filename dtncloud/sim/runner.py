@@ -75,6 +75,7 @@ def build(spec: ScenarioSpec, seed: int) -> tuple[Simulation, Events]:
                 router=group.router,
                 router_params=params,
                 buffer_bytes=group.buffer_bytes,
+                buffer_policy=group.buffer_policy,
                 engine=group.engine or None,
             )
     for contact in events.contacts:

@@ -47,6 +47,7 @@ from dtncloud.engine.config import EngineConfig
 from dtncloud.errors import ConfigError
 from dtncloud.routing import default_registry
 from dtncloud.routing.contact_plan import parse_contact_plan
+from dtncloud.sim.node import BUFFER_POLICIES
 from dtncloud.sim.one_format import ConnectionEvent, node_name, parse_events
 from dtncloud.sim.spec import (
     DAY_MS,
@@ -377,9 +378,10 @@ def _groups(top: TomlTable, routers: Mapping[str, dict[str, Any]]) -> tuple[Grou
         params.update(table.get("router_params", _table_value, {}))
         _router_params(router, params, table.where("router_params"))
         buffer = table.get("buffer", parse_size, None)
+        policy = table.get("buffer_policy", _choice(*BUFFER_POLICIES), "refuse")
         engine = _engine(table.get("engine", _table_value, {}), table.where("engine"))
         table.finish()
-        groups.append(Group(name, nodes, router, params, buffer or None, engine))
+        groups.append(Group(name, nodes, router, params, buffer or None, engine, policy))
     if not groups:
         raise ConfigError('no [[group]] of nodes: add one, e.g. [[group]] name = "field" count = 3')
     return tuple(groups)

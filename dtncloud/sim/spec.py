@@ -36,8 +36,9 @@ DAY_MS = 86_400_000
 @dataclass(frozen=True, slots=True)
 class LinkModel:
     """How a contact carries data: ``rate`` bytes/s (None: unlimited), ``delay_ms`` one way,
-    ``loss`` the probability that a transfer is lost, ``max_bundle`` the largest bundle it
-    takes in one piece (None: any; larger ones are fragmented)."""
+    ``loss`` the probability that a transfer is lost (mode "tcpcl": that a chunk of the byte
+    pipe is sent again), ``max_bundle`` the largest bundle it takes in one piece (None: any;
+    larger ones are fragmented)."""
 
     rate: int | None = None
     delay_ms: int = 0
@@ -95,7 +96,9 @@ class Distribution:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """Nodes that share a router, its parameters, a buffer size and engine settings."""
+    """Nodes that share a router, its parameters, a buffer size and policy, and engine
+    settings. ``buffer_policy`` is what a full buffer does: ``"refuse"`` the bundle or
+    ``"drop-oldest"`` (see :mod:`dtncloud.sim.node`)."""
 
     name: str
     nodes: tuple[str, ...]
@@ -103,6 +106,7 @@ class Group:
     router_params: dict[str, Any] = field(default_factory=dict)
     buffer_bytes: int | None = None
     engine: dict[str, Any] = field(default_factory=dict)
+    buffer_policy: str = "refuse"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,19 @@ timeouts happen as deployed.
 - A session that closes on its own (SESS_TERM, idle timeout) closes the connection: the
   link is down until the contact comes up again.
 
-Link ``loss`` does not apply (TCP recovers losses).
+With link ``loss`` p the pipe models TCP's recovery rather than losing anything: each chunk
+is lost with probability p (drawn from the simulation's seeded generator when it is written)
+and sent again after a retransmission timeout, ``max(200 ms, 2 * round trip)`` with the
+round trip ``2 * delay_ms`` (Linux's minimum RTO, and twice the round trip for a connection
+whose RTT does not vary), doubled for each further loss of the same chunk up to 60 s
+(RFC 6298 5.5, 2.5). Each retransmission takes the chunk's serialisation time again (the
+pipe's later bytes leave that much later). Bytes arrive in order: those behind a lost chunk
+wait for its retransmission (head-of-line blocking), so goodput falls with the loss but no
+byte is lost or reordered. A chunk lost :data:`MAX_RETRANSMISSIONS` times in a row breaks the
+connection the way TCP gives up: nothing more arrives from that pipe (the sessions time out,
+or the contact ends). The pipe does not stop sending while it waits for a retransmission (a
+window large enough), and there is no congestion control: the model is TCP's recovery, not
+its rate.
 """
 
 from __future__ import annotations
@@ -61,7 +73,7 @@ if TYPE_CHECKING:
     from dtncloud.sim.links import Network
     from dtncloud.sim.node import SimNode
 
-__all__ = ["CHUNK", "TcpclLink", "session_config"]
+__all__ = ["CHUNK", "TcpclLink", "retransmission_timeout", "session_config"]
 
 #: The largest piece of the byte stream delivered in one scheduler event ...
 CHUNK = 65_536
@@ -69,6 +81,13 @@ CHUNK = 65_536
 #: arrive, not whole bundles), in ms, but no piece smaller than :data:`MIN_CHUNK` bytes.
 CHUNK_MS = 50
 MIN_CHUNK = 256
+
+#: With link loss: the smallest retransmission timeout (ms), the largest after backing off,
+#: and how many times in a row one chunk may be lost before the connection is given up
+#: (Linux's tcp_retries2).
+MIN_RTO_MS = 200
+MAX_RTO_MS = 60_000
+MAX_RETRANSMISSIONS = 15
 
 _KEEPALIVE = m.KEEPALIVE_BYTES
 _SESS_TERM_SIZE = 3
@@ -88,16 +107,24 @@ def session_config(node_id: str, settings: Mapping[str, Any]) -> SessionConfig:
         raise ConfigError(f"tcpcl settings: {exc}") from None
 
 
+def retransmission_timeout(delay_ms: int) -> int:
+    """The first retransmission timeout of a pipe with one-way ``delay_ms``: twice the round
+    trip, but at least :data:`MIN_RTO_MS`."""
+    return max(MIN_RTO_MS, 2 * (2 * delay_ms))
+
+
 class _Side:
     """One end of the connection: a node, its session, and the pipe its bytes leave by."""
 
     __slots__ = (
         "acked",
         "announced",
+        "arrives_at",
         "busy",
         "by_tid",
         "closed",
         "closed_by",
+        "dead",
         "free_at",
         "incoming",
         "keepalives",
@@ -106,6 +133,7 @@ class _Side:
         "pending",
         "queue",
         "receiver",
+        "retransmissions",
         "segments",
         "sender",
         "session",
@@ -120,6 +148,10 @@ class _Side:
         self.peer: _Side = self
         #: when (fractional ms) the last byte written so far is serialised
         self.free_at = -math.inf
+        #: when the last chunk written so far arrives: none arrives earlier (in order)
+        self.arrives_at = 0
+        #: a chunk was lost too often: nothing more from this pipe arrives
+        self.dead = False
         #: Transmits not started yet
         self.queue: deque[Transfer] = deque()
         #: a Transmit's bytes are being serialised
@@ -135,9 +167,11 @@ class _Side:
         #: the session's SessionClosed, once it came
         self.closed_by: SessionClosed | None = None
         self.timer_at: int | None = None
-        #: XFER_SEGMENTs received and KEEPALIVEs sent (for tests and curiosity)
+        #: XFER_SEGMENTs received, KEEPALIVEs and retransmitted chunks sent (for tests and
+        #: curiosity)
         self.segments = 0
         self.keepalives = 0
+        self.retransmissions = 0
 
 
 class TcpclLink(Link):
@@ -163,6 +197,12 @@ class TcpclLink(Link):
     def side_of(self, node: SimNode) -> _Side:
         return self.sides[node.node_id]
 
+    def sending(self, node: SimNode) -> list[str]:
+        """The stored bundles ``node`` is sending now: TCPCL transfers started and not yet
+        all acknowledged."""
+        pending = self.sides[node.node_id].pending
+        return [t.action.bundle_id for t in pending if t.action.plan.inline is None]
+
     def open(self) -> None:
         """The connection is up: the active side's contact header goes out."""
         for side in self.sides.values():
@@ -171,7 +211,7 @@ class TcpclLink(Link):
     # -- the byte pipes ---------------------------------------------------------------------
 
     def _write(self, side: _Side, data: bytes) -> None:
-        if self.cut_off or not data:
+        if self.cut_off or not data or side.dead:
             return
         scheduler = self.network.scheduler
         now = scheduler.now
@@ -180,6 +220,12 @@ class TcpclLink(Link):
         peer = side.peer
         if rate is None:
             side.free_at = float(now)
+            if self.model.loss > 0.0:
+                for offset in range(0, len(data), CHUNK):
+                    self._send_chunk(side, data[offset : offset + CHUNK], float(now), 0.0)
+                    if side.dead:
+                        break
+                return
             scheduler.at(now + delay, self._deliver, (peer, data))
             return
         # a pipe freed during this millisecond goes on from where it was, so that many small
@@ -189,12 +235,42 @@ class TcpclLink(Link):
         step = min(CHUNK, max(MIN_CHUNK, int(rate * CHUNK_MS / 1000)))
         for offset in range(0, len(data), step):
             chunk = data[offset : offset + step]
-            at += len(chunk) * per_byte
-            scheduler.at(math.ceil(at - 1e-9) + delay, self._deliver, (peer, chunk))
+            cost = len(chunk) * per_byte
+            at += cost
+            if self.model.loss > 0.0:
+                at = self._send_chunk(side, chunk, at, cost)
+                if side.dead:
+                    break
+            else:
+                scheduler.at(math.ceil(at - 1e-9) + delay, self._deliver, (peer, chunk))
         side.free_at = at
+
+    def _send_chunk(self, side: _Side, chunk: bytes, end: float, cost: float) -> float:
+        """A chunk serialised by ``end`` on a lossy pipe: drawn lost or not, sent again after
+        a timeout until it gets through, and delivered in order. Returns when the pipe is
+        free again (each retransmission takes ``cost`` ms of serialisation too)."""
+        rng = self.network.rng
+        loss = self.model.loss
+        timeout = retransmission_timeout(self.model.delay_ms)
+        lost = 0
+        through = end
+        while rng.random() < loss:
+            if lost == MAX_RETRANSMISSIONS:
+                side.retransmissions += lost
+                side.dead = True  # TCP gives the connection up: nothing more arrives
+                return end + lost * cost
+            through += min(MAX_RTO_MS, timeout << lost) + cost
+            lost += 1
+        side.retransmissions += lost
+        arrives = max(side.arrives_at, math.ceil(through - 1e-9) + self.model.delay_ms)
+        side.arrives_at = arrives  # later bytes wait behind this one (in order)
+        self.network.scheduler.at(arrives, self._deliver, (side.peer, chunk))
+        return end + lost * cost
 
     def _drained_at(self, side: _Side) -> int:
         now = self.network.scheduler.now
+        if side.free_at == -math.inf:  # nothing written yet (a pipe dead from the start)
+            return now
         return max(now, math.ceil(side.free_at - 1e-9))
 
     def _deliver(self, item: tuple[_Side, bytes]) -> None:
@@ -331,10 +407,10 @@ class TcpclLink(Link):
         side.timer_at = None
         self._flush(side)
         reason = event.description or "session closed"
-        if not self.cut_off:
-            self.network.scheduler.at(
-                self._drained_at(side) + self.model.delay_ms, self._fin, side.peer
-            )
+        if not self.cut_off and not side.dead:
+            # the FIN follows the last bytes, retransmissions included
+            fin_at = max(self._drained_at(side) + self.model.delay_ms, side.arrives_at)
+            self.network.scheduler.at(fin_at, self._fin, side.peer)
         broken: list[tuple[Transfer, int]] = []
         seen: set[int] = set()
         for tid, transfer in side.by_tid.items():
@@ -476,9 +552,11 @@ class TcpclLink(Link):
                 session.data_to_send()
 
     def counters(self) -> dict[str, int]:
-        """XFER_SEGMENTs received and KEEPALIVEs sent by each end, by node ID."""
+        """XFER_SEGMENTs received, KEEPALIVEs and retransmitted chunks sent by each end, by
+        node ID."""
         found: dict[str, int] = {}
         for node_id, side in self.sides.items():
             found[f"{node_id} segments"] = side.segments
             found[f"{node_id} keepalives"] = side.keepalives
+            found[f"{node_id} retransmissions"] = side.retransmissions
         return found

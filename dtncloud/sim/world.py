@@ -25,7 +25,7 @@ from dtncloud.engine.listener import EngineListener
 from dtncloud.errors import ConfigError
 from dtncloud.routing.base import default_registry
 from dtncloud.sim.links import LinkModel, Network
-from dtncloud.sim.node import SimNode
+from dtncloud.sim.node import BUFFER_POLICIES, SimNode
 from dtncloud.sim.scheduler import Scheduler
 from dtncloud.sim.stats import SimStats
 from dtncloud.sim.tcpcl_link import session_config
@@ -87,20 +87,25 @@ class Simulation:
         router: str = "epidemic",
         router_params: Mapping[str, Any] | None = None,
         buffer_bytes: int | None = None,
+        buffer_policy: str = "refuse",
         engine: Mapping[str, Any] | None = None,
         listener: EngineListener | None = None,
     ) -> SimNode:
         """Add a node, started now. ``node_id`` is ``dtn://x/``, ``ipn:N.0`` or a bare name
         ``x``; ``router`` a name from the router registry with its ``router_params``;
-        ``buffer_bytes`` the store's quota (None: no limit); ``engine`` keyword settings of
-        :class:`~dtncloud.engine.config.EngineConfig`; ``listener`` hears the node's agent
-        besides the statistics."""
+        ``buffer_bytes`` the store's quota (None: no limit) and ``buffer_policy`` what a full
+        store does, ``"refuse"`` or ``"drop-oldest"`` (see :mod:`dtncloud.sim.node`);
+        ``engine`` keyword settings of :class:`~dtncloud.engine.config.EngineConfig`;
+        ``listener`` hears the node's agent besides the statistics."""
         node_id = node_id_of(node_id)
         if node_id in self.nodes:
             raise ConfigError(f"node {node_id} is already in the simulation")
         default_registry.get(router)  # an unknown name: one line listing the known ones
         if buffer_bytes is not None and buffer_bytes < 0:
             raise ConfigError(f"node {node_id}: buffer_bytes must be >= 0 or None")
+        if buffer_policy not in BUFFER_POLICIES:
+            known = ", ".join(BUFFER_POLICIES)
+            raise ConfigError(f"node {node_id}: buffer_policy must be one of {known}")
         try:
             node = SimNode(
                 node_id,
@@ -111,6 +116,7 @@ class Simulation:
                 router=router,
                 router_params=router_params,
                 buffer_bytes=buffer_bytes,
+                buffer_policy=buffer_policy,
                 engine=engine,
                 listener=listener,
             )
