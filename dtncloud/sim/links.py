@@ -165,6 +165,13 @@ class Link:
         return [t.action.bundle_id for t in flying if not t.done and t.action.plan.inline is None]
 
 
+#: Link mode "tcpcl": how long after a session ended on its own during a contact the nodes
+#: connect again, at first and at most, in ms (dtnd's TCPCL reconnect_initial_s and
+#: reconnect_max_s defaults, dtncloud.cla.tcpcl.TcpclOptions).
+RECONNECT_INITIAL_MS = 1_000
+RECONNECT_MAX_MS = 60_000
+
+
 class Network:
     """Every link of a simulation: which node pairs are in contact, which links are up,
     and the transfers on them."""
@@ -182,6 +189,10 @@ class Network:
         self._contacts_of: dict[str, dict[tuple[str, str], None]] = {}
         self._next_link = 1
         self.contacts_started = 0
+        #: pair -> the number of its contacts so far (a reconnection is for one contact)
+        self._contact_serial: dict[tuple[str, str], int] = {}
+        #: pair -> the wait before the next reconnection (link mode "tcpcl")
+        self._reconnect_ms: dict[tuple[str, str], int] = {}
 
     # -- contacts -----------------------------------------------------------------------------
 
@@ -195,6 +206,8 @@ class Network:
         if key in self.contacts:
             return
         self.contacts[key] = model
+        self._contact_serial[key] = self._contact_serial.get(key, 0) + 1
+        self._reconnect_ms.pop(key, None)
         for node in (a, b):
             self._contacts_of.setdefault(node.node_id, {})[key] = None
         self._connect(key, a, b, model)
@@ -225,12 +238,21 @@ class Network:
                 a, b = nodes[key[0]], nodes[key[1]]
                 self._connect(key, a, b, self.contacts[key])
 
-    def _connect(self, key: tuple[str, str], a: SimNode, b: SimNode, model: LinkModel) -> None:
+    def _connect(
+        self,
+        key: tuple[str, str],
+        a: SimNode,
+        b: SimNode,
+        model: LinkModel,
+        *,
+        reconnection: bool = False,
+    ) -> None:
         if not (a.up and b.up):
             return
         link_id = f"c{self._next_link}"
         self._next_link += 1
-        self.contacts_started += 1
+        if not reconnection:
+            self.contacts_started += 1
         if model.mode == "tcpcl":
             from dtncloud.sim.tcpcl_link import TcpclLink
 
@@ -253,13 +275,35 @@ class Network:
         if terminate is not None:
             terminate()
 
-    def link_finished(self, link: Link) -> None:
-        """A TCPCL link whose sessions both closed on their own: it is gone until the
-        contact comes up again."""
+    def link_finished(self, link: Link, opened_at: int) -> None:
+        """A TCPCL link (opened at ``opened_at``) whose sessions both closed on their own (an
+        idle timeout, a SESS_TERM) is gone. While the contact lasts the nodes connect again,
+        as dtnd keeps a session with a peer: after :data:`RECONNECT_INITIAL_MS`, the wait
+        doubling each time up to :data:`RECONNECT_MAX_MS` and jittered by a factor of 0.5 to
+        1.5, and starting again from the first once a session lasted the longest wait."""
         key = self.pair(link.a, link.b)
-        if self.links.get(key) is link:
-            del self.links[key]
-            del self._by_id[link.link_id]
+        if self.links.get(key) is not link:
+            return
+        del self.links[key]
+        del self._by_id[link.link_id]
+        if key not in self.contacts:
+            return
+        now = self.scheduler.now
+        wait = self._reconnect_ms.get(key, RECONNECT_INITIAL_MS)
+        if now - opened_at >= RECONNECT_MAX_MS:
+            wait = RECONNECT_INITIAL_MS
+        self._reconnect_ms[key] = min(2 * wait, RECONNECT_MAX_MS)
+        jittered = round(wait * (0.5 + self.rng.random()))
+        again = (link.a, link.b, self._contact_serial[key])
+        self.scheduler.at(now + jittered, self._reconnect, again)
+
+    def _reconnect(self, again: tuple[SimNode, SimNode, int]) -> None:
+        a, b, serial = again
+        key = self.pair(a, b)
+        model = self.contacts.get(key)
+        if model is None or key in self.links or self._contact_serial[key] != serial:
+            return  # the contact ended (another may have begun), or a node came back
+        self._connect(key, a, b, model, reconnection=True)
 
     def _disconnect(self, key: tuple[str, str], link: Link, reason: str) -> None:
         del self.links[key]

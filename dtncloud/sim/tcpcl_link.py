@@ -23,8 +23,11 @@ timeouts happen as deployed.
   :meth:`TcpclLink.terminate` (called ``2 * delay_ms + 1`` ms before the end of a contact
   scheduled with :meth:`~dtncloud.sim.world.Simulation.contact`) sends SESS_TERM first, so
   that a quiet session ends cleanly.
-- A session that closes on its own (SESS_TERM, idle timeout) closes the connection: the
-  link is down until the contact comes up again.
+- A session that closes on its own (SESS_TERM, idle timeout) closes the connection. While
+  the contact lasts, node ``a`` connects again as ``dtnd`` keeps a session with a configured
+  peer: after 1 s, doubling up to 60 s, each wait jittered by a factor of 0.5 to 1.5; the
+  wait starts from 1 s again once a session lasted 60 s
+  (:meth:`~dtncloud.sim.links.Network.link_finished`).
 
 With link ``loss`` p the pipe models TCP's recovery rather than losing anything: each chunk
 is lost with probability p (drawn from the simulation's seeded generator when it is written)
@@ -177,7 +180,7 @@ class _Side:
 class TcpclLink(Link):
     """A contact between ``a`` (active side) and ``b`` (passive) carried by TCPCLv4 sessions."""
 
-    __slots__ = ("cut_off", "network", "sides")
+    __slots__ = ("cut_off", "network", "opened_at", "sides")
 
     def __init__(
         self, link_id: str, a: SimNode, b: SimNode, model: LinkModel, network: Network
@@ -186,6 +189,7 @@ class TcpclLink(Link):
         self.network = network
         self.cut_off = False
         now = network.scheduler.now
+        self.opened_at = now
         settings = dict(model.tcpcl)
         active = _Side(a, Session(Role.ACTIVE, session_config(a.node_id, settings), now))
         passive = _Side(b, Session(Role.PASSIVE, session_config(b.node_id, settings), now))
@@ -435,7 +439,7 @@ class TcpclLink(Link):
             side.node.link_down(self, reason)
         if side.peer.closed:
             self.up = False
-            self.network.link_finished(self)
+            self.network.link_finished(self, self.opened_at)
 
     def _fail(self, transfer: Transfer, reason: str, acknowledged: int) -> None:
         a = transfer.action

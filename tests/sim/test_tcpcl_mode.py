@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,82 @@ def test_scenario_rejects_tcpcl_keys_without_the_mode(tmp_path: Path) -> None:
     text = SCENARIO.replace('mode = "tcpcl"\n', "")
     with pytest.raises(ConfigError, match="need mode"):
         parse_scenario(tomllib.loads(text), base_dir=tmp_path)
+
+
+# -- sessions that end during a contact ----------------------------------------------------
+
+
+def end_session_at(sim: Simulation, at_ms: int) -> None:
+    """The active side sends SESS_TERM at ``at_ms`` (as on a node told to close it)."""
+    a, b = sim.node("a"), sim.node("b")
+    sim.scheduler.call_at(at_ms, lambda: sim.network.contact_ending(a, b))
+
+
+def test_a_session_ended_during_a_contact_is_opened_again() -> None:
+    sim = two_nodes()
+    sim.contact(0, 600_000, "a", "b", rate_bytes_s=10_000, delay_ms=50, mode="tcpcl")
+    end_session_at(sim, 10_000)
+    sim.create_message(10_300, "a", "b", 1_000)  # after the SESS_TERM went out
+    sim.run(until_ms=10_400)
+    assert not sim.network.links  # both sessions closed: no link for now
+    sim.run(until_ms=300_000)
+    delivered = sim.stats.messages["M1"].delivered_at
+    assert delivered is not None
+    # reconnected 0.5 to 1.5 s after the link went, then set-up (4 x 50 ms) and the bundle
+    assert 10_000 + 500 + 200 < delivered < 10_400 + 1_500 + 200 + 200
+    assert sim.report()["contacts"] == 1  # a reconnection is not a new contact
+    assert the_link(sim).sides["dtn://a/"].session.established
+
+
+def test_reconnections_back_off_like_dtnd() -> None:
+    sim = two_nodes(seed=3)
+    sim.contact(0, 3_600_000, "a", "b", delay_ms=10, mode="tcpcl")
+    a = sim.node("a")
+    ups: list[int] = []
+    link_up = a.link_up
+
+    def end_each_session_once_up(link: Any) -> None:
+        link_up(link)
+        ups.append(sim.scheduler.now)
+        if len(ups) < 9:
+            end_session_at(sim, sim.scheduler.now + 1)
+
+    a.link_up = end_each_session_once_up  # type: ignore[method-assign]
+    sim.run()
+    assert len(ups) == 9
+    # each session: up, SESS_TERM 1 ms later, both closed a round trip (20 ms) after that,
+    # then the wait: 1 s doubling to 60 s, jittered by 0.5 to 1.5, then set-up (40 ms)
+    waits = [later - earlier - 1 - 20 - 40 for earlier, later in pairwise(ups)]
+    for k, wait in enumerate(waits):
+        nominal = min(1_000 * 2**k, 60_000)
+        assert 0.5 * nominal - 5 <= wait <= 1.5 * nominal + 5, (k, waits)
+    assert len(set(waits)) == len(waits)  # jittered
+
+
+def test_a_session_that_lasted_starts_the_back_off_again() -> None:
+    sim = two_nodes(seed=5)
+    sim.contact(0, 3_600_000, "a", "b", delay_ms=10, mode="tcpcl", tcpcl={"keepalive_s": 10})
+    a = sim.node("a")
+    ups: list[int] = []
+    link_up = a.link_up
+
+    def end_each_session_after_70_s(link: Any) -> None:
+        link_up(link)
+        ups.append(sim.scheduler.now)
+        if len(ups) < 6:
+            end_session_at(sim, sim.scheduler.now + 70_000)
+
+    a.link_up = end_each_session_after_70_s  # type: ignore[method-assign]
+    sim.run()
+    waits = [later - earlier - 70_000 - 20 - 40 for earlier, later in pairwise(ups)]
+    assert len(waits) == 5
+    assert all(500 - 5 <= wait <= 1_500 + 5 for wait in waits), waits
+
+
+def test_no_reconnection_after_the_contact_ended() -> None:
+    sim = two_nodes()
+    sim.contact(0, 10_400, "a", "b", delay_ms=50, mode="tcpcl")
+    end_session_at(sim, 10_000)
+    sim.run()
+    assert not sim.network.links
+    assert sim.report()["contacts"] == 1
