@@ -24,6 +24,7 @@ from dtncloud.cli._params import DURATION, SIZE
 from dtncloud.routing import default_registry
 from dtncloud.sim.node import BUFFER_POLICIES
 from dtncloud.sim.one_format import Event, TraceError, hosts_of, read_events, schedule_events
+from dtncloud.sim.scenario import parse_override
 from dtncloud.sim.world import Simulation
 
 __all__ = ["Progress", "sim", "write_report"]
@@ -105,6 +106,14 @@ def _seconds(value: float | None) -> str:
     help="Copies each message starts with (spray_and_wait only).",
 )
 @click.option(
+    "--param",
+    "router_settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A setting of the router, as in a scenario's [routers.NAME] table, e.g. "
+    "--param beta=0.25 for prophet (repeatable).",
+)
+@click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
     help="Link rate in bytes per second, each way (default: no limit).",
@@ -151,6 +160,7 @@ def replay(
     messages_path: Path,
     router: str,
     copies: int | None,
+    router_settings: tuple[str, ...],
     rate: float | None,
     delay_ms: int,
     buffer_bytes: int | None,
@@ -164,7 +174,7 @@ def replay(
     ROUTER. Host N of the traces is the node dtn://nN/. Writes OUT/report.json."""
     with about("--router"):
         router_class = default_registry.get(router)
-    params: dict[str, Any] = {}
+    params = dict(_router_params(router_settings))
     if copies is not None:
         if router_class.name != "spray_and_wait":
             raise CliUsageError("sim replay: --copies applies to --router spray_and_wait only")
@@ -177,7 +187,7 @@ def replay(
 
     simulation = Simulation(seed=seed)
     for name in hosts_of(events):
-        with about("--router"):
+        with about("--param" if router_settings else "--router"):
             simulation.add_node(
                 name,
                 router=router,
@@ -220,6 +230,14 @@ def replay(
         f"dropped {report['dropped']}, aborted {report['aborted']}"
     )
     click.echo(f"wrote {path}")
+
+
+def _router_params(settings: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    for text in settings:
+        key, equals, value = text.partition("=")
+        if not equals or not key.strip():
+            raise CliUsageError(f"--param {text!r}: expected KEY=VALUE, such as copies=8")
+        yield key.strip(), parse_override(value)
 
 
 @contextmanager

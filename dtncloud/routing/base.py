@@ -20,6 +20,8 @@ on its last line with ``default_registry.register(...)``.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -155,6 +157,26 @@ class RoutingView(Protocol):
         ...
 
 
+def _unknown_settings(cls: type[Router], unknown: list[str]) -> str:
+    """The error for settings no class of ``cls`` consumed, with the settings it knows."""
+    known = sorted(
+        {
+            name
+            for klass in cls.__mro__
+            if "__init__" in vars(klass)
+            for name, parameter in inspect.signature(vars(klass)["__init__"]).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+    )
+    message = f"router {cls.name!r}: unknown setting(s): {', '.join(unknown)}"
+    close = difflib.get_close_matches(unknown[0], known, n=1)
+    if close:
+        message += f" (did you mean {close[0]}?)"
+    if known:
+        message += f"; its settings: {', '.join(known)}"
+    return message
+
+
 class Router(ABC):
     """Base class of router plug-ins. Subclasses set ``name`` and implement :meth:`route`;
     every other hook has a sensible default.
@@ -168,8 +190,7 @@ class Router(ABC):
 
     def __init__(self, node_id: str, rng: random.Random, **params: Any) -> None:
         if params:
-            unknown = ", ".join(sorted(params))
-            raise ConfigError(f"router {self.name!r}: unknown setting(s): {unknown}")
+            raise ConfigError(_unknown_settings(type(self), sorted(params)))
         self.node_id = node_id
         self.rng = rng
 

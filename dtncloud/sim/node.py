@@ -213,6 +213,7 @@ class SimNode:
         """The bundles of ``transfer`` arrived; ``transfer.accepted`` says whether they were
         all stored."""
         self._stats_listener.arrival_hops = transfer.hops
+        self._stats_listener.arrival_from = transfer.sender.node_id
         link_id = transfer.action.link_id
         agent = self.agent
         for piece in transfer.pieces:

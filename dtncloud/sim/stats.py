@@ -71,6 +71,8 @@ class NodeCounters:
     created: int = 0
     received: int = 0
     relayed: int = 0
+    #: copies this node handed over that the receiver already had (not in ``relayed``)
+    duplicates: int = 0
     delivered: int = 0
     dropped: int = 0
     removed: int = 0
@@ -82,7 +84,9 @@ class NodeCounters:
     peak_bundles: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in sorted(self.__dataclass_fields__)}
+        found = {name: getattr(self, name) for name in sorted(self.__dataclass_fields__)}
+        found["relayed"] = self.relayed - self.duplicates  # as in the report's total
+        return found
 
 
 class _Stored(Protocol):
@@ -96,15 +100,16 @@ class _Stored(Protocol):
 
 class NodeListener(EngineListener):
     """The listener :class:`SimStats` gives one node's agent. The node sets
-    ``arrival_hops`` before it hands its agent a bundle that came over a link: the hops
-    the arriving copy has taken."""
+    ``arrival_hops`` and ``arrival_from`` before it hands its agent a bundle that came over
+    a link: the hops the arriving copy has taken and the node it came from."""
 
-    __slots__ = ("arrival_hops", "node_id", "refusal", "stats")
+    __slots__ = ("arrival_from", "arrival_hops", "node_id", "refusal", "stats")
 
     def __init__(self, stats: SimStats, node_id: str) -> None:
         self.stats = stats
         self.node_id = node_id
         self.arrival_hops = 0
+        self.arrival_from = ""
         #: the reason of the last refusal heard (a submission refused by the store)
         self.refusal: int | None = None
 
@@ -114,6 +119,9 @@ class NodeListener(EngineListener):
     def bundle_refused(self, bundle_id: str | None, reason: int, detail: str, now: int) -> None:
         self.refusal = reason
         self.stats._refused(self.node_id, bundle_id, reason)
+
+    def bundle_duplicate(self, bundle_id: str, now: int) -> None:
+        self.stats._duplicate(self.arrival_from, bundle_id)
 
     def bundle_forwarded(self, meta: BundleMeta, link_id: str, now: int) -> None:
         self.stats._forwarded(self.node_id, meta)
@@ -135,7 +143,9 @@ class SimStats:
         self._by_bundle: dict[str, MessageRecord] = {}
         self.nodes: dict[str, NodeCounters] = {}
         self.started = 0
+        #: copies handed over, duplicates included (see :meth:`report`)
         self.relayed = 0
+        self.duplicates = 0
         self.aborted = 0
         self.lost = 0
         self.refused = 0
@@ -235,6 +245,14 @@ class SimStats:
             self.relayed += 1
             self.nodes[node_id].relayed += 1
 
+    def _duplicate(self, sender: str, bundle_id: str) -> None:
+        """A copy from ``sender`` arrived at a node that already had the message (or had it
+        recently): the receiver acknowledges it, so the sender counts it as handed over."""
+        counters = self.nodes.get(sender)
+        if counters is not None and bundle_id in self._by_bundle:
+            self.duplicates += 1
+            counters.duplicates += 1
+
     def _delivered(self, node_id: str, meta: BundleMeta, now: int) -> None:
         record = self._by_bundle.get(meta.bundle_id)
         if record is None or record.delivered_at is not None or node_id != record.destination:
@@ -293,17 +311,21 @@ class SimStats:
         created = len(records)
         n_delivered = len(delivered)
         drops = {name: self.drops[name] for name in sorted(self.drops)}
+        # The ONE's relayed: transfers that gave the receiver a new copy. Its nodes turn a
+        # message they have away before the transfer starts; ours take it and let it go.
+        relayed = self.relayed - self.duplicates
         return {
             "created": created,
             "started": self.started,
-            "relayed": self.relayed,
+            "relayed": relayed,
+            "duplicates": self.duplicates,
             "aborted": self.aborted,
             "dropped": sum(drops.values()),
             "removed": self.removed,
             "delivered": n_delivered,
             "delivery_prob": n_delivered / created if created else 0.0,
             "response_prob": 0.0,
-            "overhead_ratio": (self.relayed - n_delivered) / n_delivered if n_delivered else None,
+            "overhead_ratio": (relayed - n_delivered) / n_delivered if n_delivered else None,
             "latency_avg": _seconds(_mean(latencies)),
             "latency_med": _seconds(_median(latencies)),
             "latency_p95": _seconds(_percentile(latencies, 95)),

@@ -145,3 +145,23 @@ def test_bad_arguments_are_config_errors() -> None:
     sim.run(10)
     with pytest.raises(ConfigError, match="in the past"):
         sim.create_message(5, "a", "b", 1)
+
+
+def test_a_copy_the_receiver_already_has_is_a_duplicate_not_a_relay() -> None:
+    sim = Simulation(seed=1, record_occupancy_every_ms=None)
+    for name in ("a", "b", "c"):
+        sim.add_node(name, router="epidemic")
+    sim.add_node("far", router="epidemic")
+    sim.create_message(0, "a", "far", 5_000)
+    sim.contact(1_000, 20_000, "a", "c", rate_bytes_s=10_000)  # c gets a copy
+    # a and c meet b at the same moment: both offer the copy b lacks, and both send it
+    sim.contact(50_000, 80_000, "a", "b", rate_bytes_s=10_000)
+    sim.contact(50_000, 80_000, "c", "b", rate_bytes_s=10_000)
+    sim.run()
+    report = sim.report()
+    assert report["started"] == 3
+    assert report["duplicates"] == 1
+    assert report["relayed"] == 2  # a to c, and one of a and c to b
+    per_node = report["per_node"]
+    assert sum(counters["duplicates"] for counters in per_node.values()) == 1
+    assert sum(counters["relayed"] for counters in per_node.values()) == 2

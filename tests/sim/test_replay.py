@@ -89,6 +89,27 @@ def test_spray_and_wait_copies(tmp_path: Path) -> None:
     assert report["relayed"] == 0
 
 
+def test_router_settings(tmp_path: Path) -> None:
+    args = _write(tmp_path)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        cli, [*args, "--router", "spray_and_wait", "--param", "copies=1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "report.json").read_text())["relayed"] == 0  # as --copies 1
+    result = CliRunner().invoke(
+        cli, [*args, "--router", "prophet", "--param", "bta=0.2", "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "bta" in result.output and "beta" in result.output  # did you mean
+    assert len(result.output.strip().splitlines()) == 1
+    result = CliRunner().invoke(
+        cli, [*args, "--router", "prophet", "--param", "beta", "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "--param 'beta': expected KEY=VALUE" in result.output
+
+
 def test_same_trace_and_seed_give_the_same_bytes(tmp_path: Path) -> None:
     _, contacts, messages = random_trace(7, nodes=15, contacts=80, messages=30)
     contact_lines = []
