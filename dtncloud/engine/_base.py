@@ -26,7 +26,7 @@ from dtncloud.engine.deliveries import DeliveryBook
 from dtncloud.engine.fragments import FragmentBook
 from dtncloud.engine.listener import EngineListener
 from dtncloud.engine.reports import report_bundle
-from dtncloud.engine.view import AgentView
+from dtncloud.engine.view import AgentView, BundleIndex
 from dtncloud.routing.base import LinkInfo, Router, node_of
 from dtncloud.store.base import BundleMeta, Retention
 
@@ -93,7 +93,8 @@ class AgentBase:
         self._node = config.node_id
         self._routing_endpoint = config.routing_endpoint
         self._actions: deque[act.Action] = deque()
-        self._bundles: dict[str, BundleMeta] = {}
+        # a dict that also keeps the forward-pending bundles the routing view serves
+        self._bundles = BundleIndex()
         self._pending: dict[str, _Pending] = {}
         self._expiry: list[tuple[int, str]] = []
         self._wakeups: list[tuple[int, str]] = []

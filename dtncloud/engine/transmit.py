@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from dtncloud.bpv7.admin import admin_bundle
 from dtncloud.bpv7.bibe import bibe_encapsulate
 from dtncloud.bpv7.blocks import (
     CanonicalBlock,
+    PrimaryBlock,
     bundle_age_block,
     hop_count_block,
     previous_node_block,
@@ -25,7 +27,7 @@ from dtncloud.bpv7.blocks import (
 )
 from dtncloud.bpv7.bundle import Bundle
 from dtncloud.bpv7.decode import decode_bundle
-from dtncloud.bpv7.encode import encode_bundle
+from dtncloud.bpv7.encode import encode_block, encode_bundle, encode_primary
 from dtncloud.bpv7.flags import BlockType
 from dtncloud.bpv7.fragment import fragment_bundle, reassemble, split_at
 from dtncloud.eid import parse_eid
@@ -81,15 +83,40 @@ def _set_block(bundle: Bundle, type_code: int, data: bytes) -> Bundle:
     return bundle.add_block(CanonicalBlock(type_code, bundle.next_block_number(), data))
 
 
+# A node sends many bundles, each rewritten for it: what depends on the node alone is
+# worked out once per node (bounded, for a simulation of many nodes).
+@lru_cache(maxsize=1 << 12)
+def _previous_node_data(node_id: str) -> bytes:
+    """The data of ``node_id``'s previous node block (as :func:`previous_node_block`)."""
+    return previous_node_block(parse_eid(node_id), 1).data
+
+
+@lru_cache(maxsize=1 << 14)
+def _primary_encoding(primary: PrimaryBlock) -> bytes:
+    """:func:`encode_primary`, remembered: the primary block never changes on the way, and
+    a bundle is sent on many times (its CRC is the costly part). Equal primary blocks
+    encode alike, so the cache may be shared by every node in a process."""
+    return encode_primary(primary)
+
+
+def _encode(bundle: Bundle) -> bytes:
+    """``encode_bundle(bundle, validate=False)``, the primary block's encoding remembered."""
+    parts = [b"\x9f", _primary_encoding(bundle.primary)]
+    parts.extend(map(encode_block, bundle.blocks))
+    parts.append(b"\xff")
+    return b"".join(parts)
+
+
 def _rewrite(bundle: Bundle, plan: TransmitPlan, now: int) -> Bundle:
     """The extension blocks updated for forwarding by ``plan.node_id`` at ``now``."""
-    node = parse_eid(plan.node_id)
+    node_data = _previous_node_data(plan.node_id)
     previous = bundle.first_block_of_type(BlockType.PREVIOUS_NODE)
     if previous is None:
-        bundle = bundle.add_block(previous_node_block(node, bundle.next_block_number()))
+        number = bundle.next_block_number()
+        bundle = bundle.add_block(CanonicalBlock(BlockType.PREVIOUS_NODE, number, node_data))
     else:
-        fresh = previous_node_block(
-            node, previous.number, crc_type=previous.crc_type, flags=previous.flags
+        fresh = CanonicalBlock(
+            BlockType.PREVIOUS_NODE, previous.number, node_data, previous.flags, previous.crc_type
         )
         bundle = bundle.replace_block(fresh)
     hop = bundle.first_block_of_type(BlockType.HOP_COUNT)
@@ -131,7 +158,7 @@ def render(data: bytes, plan: TransmitPlan, now: int) -> list[bytes]:
     pieces = [bundle]
     if plan.max_size is not None:
         pieces = fragment_bundle(bundle, plan.max_size)
-    encoded = [encode_bundle(piece, validate=False) for piece in pieces]
+    encoded = [_encode(piece) for piece in pieces]
     if plan.bibe is None:
         return encoded
     wrap = plan.bibe

@@ -7,6 +7,7 @@ and the key, e.g. ``router 'prophet': setting 'beta' must be a number in [0, 1],
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 from dtncloud.cborutil import DecodeBudget, decode_item
@@ -44,9 +45,14 @@ def check_fraction(
     return float(value)
 
 
+#: :func:`~dtncloud.routing.base.node_of`, remembered: routers ask it of every bundle they
+#: route, and a node's bundles go to few destinations.
+node_of_cached = lru_cache(maxsize=1 << 14)(node_of)
+
+
 def direct_link(meta: BundleMeta, view: RoutingView) -> LinkInfo | None:
     """The first link up to the node of ``meta``'s destination, if any."""
-    links = view.links_to(node_of(meta.destination))
+    links = view.links_to(node_of_cached(meta.destination))
     return links[0] if links else None
 
 
