@@ -12,7 +12,7 @@ from dtncloud.engine import actions as act
 from dtncloud.engine import inputs as inp
 from dtncloud.engine._base import AgentBase, _Flight
 from dtncloud.engine.config import routing_endpoint_of
-from dtncloud.engine.sizes import FRAGMENT_FIELDS, GROWTH_ALLOWANCE, wire_size
+from dtncloud.engine.sizes import GROWTH_ALLOWANCE, wire_size
 from dtncloud.engine.transmit import BibeWrap, TransmitPlan
 from dtncloud.routing.base import Drop, Forward, LinkInfo, Wait
 from dtncloud.store.base import BundleMeta, Retention
@@ -76,19 +76,17 @@ class ForwardingMixin(AgentBase):
         if link is None:
             return False  # gone: _transmit finds nothing to send on
         limit = link.max_bundle_size
-        custody = self._custody_on(meta, link)
-        needed = self._sent_size(meta, link.peer_node, custody)
-        overhead = needed - meta.size
+        needed = self._sent_size(meta, link.peer_node, self._custody_on(meta, link))
         if limit is not None and needed > limit:
             if meta.flags & _MUST_NOT_FRAGMENT:
                 return False  # _transmit does not send it on this link at all
-            per_piece = overhead + FRAGMENT_FIELDS
-            if limit > per_piece:
-                # the link's own limit cuts it into pieces, each with its own blocks
-                needed += (-(-meta.size // (limit - per_piece)) - 1) * per_piece
+            # Sent, it would be cut into pieces that each repeat the primary block and the
+            # replicated blocks, which the store keeps no note of: cut here instead, so that
+            # every piece is stored, its size known, and fitted into what is left in turn.
+            volume = min(volume, limit)
         if needed <= volume:
             return False
-        first_size = volume - overhead  # the cut counts the fragment's own fields
+        first_size = volume - (needed - meta.size)  # the cut counts the fragment's fields
         if (
             meta.protocol == 7
             and not meta.flags & _MUST_NOT_FRAGMENT

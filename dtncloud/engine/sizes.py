@@ -12,14 +12,11 @@ from dtncloud.eid import parse_eid
 from dtncloud.errors import DtnError
 from dtncloud.store.base import BundleMeta
 
-__all__ = ["FRAGMENT_FIELDS", "GROWTH_ALLOWANCE", "wire_size"]
+__all__ = ["GROWTH_ALLOWANCE", "wire_size"]
 
 #: What a sent bundle may grow by beyond :func:`wire_size` when it must fit a hard size
 #: limit: a routing block the router adds, with room to spare.
 GROWTH_ALLOWANCE = 48
-#: What cutting a bundle adds to each fragment's primary block: the fragment offset and the
-#: total application data unit length, up to 9 bytes each (counting a link limit's pieces).
-FRAGMENT_FIELDS = 18
 #: A hop count block's count going up by one takes at most 2 more bytes (65,535 -> 65,536).
 _HOP_COUNT_GROWTH = 2
 #: A bundle age block (in bundles without a creation time) may grow to an 8-byte value.
