@@ -3,7 +3,8 @@ of the bundles it holds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from dtncloud.engine.sizes import wire_size
@@ -83,7 +84,7 @@ class AgentView:
     """A :class:`~dtncloud.routing.base.RoutingView` over the agent's own tables (shared,
     never copied: the view always shows the agent's present state)."""
 
-    __slots__ = ("_bundles", "_is_local", "_links", "node_id")
+    __slots__ = ("_bundles", "_is_local", "_let_go", "_links", "node_id")
 
     def __init__(
         self,
@@ -91,11 +92,13 @@ class AgentView:
         links: Mapping[str, LinkInfo],
         bundles: BundleIndex,
         is_local: Callable[[str], bool],
+        let_go: OrderedDict[str, int],
     ) -> None:
         self.node_id = node_id
         self._links = links
         self._bundles = bundles
         self._is_local = is_local
+        self._let_go = let_go
 
     def links(self) -> Sequence[LinkInfo]:
         return list(self._links.values())
@@ -117,3 +120,8 @@ class AgentView:
 
     def wire_size(self, meta: BundleMeta) -> int:
         return wire_size(meta, self.node_id)
+
+    def let_go(self, now: int) -> Iterator[str]:
+        for bundle_id, expires_at in reversed(self._let_go.items()):
+            if expires_at > now:
+                yield bundle_id

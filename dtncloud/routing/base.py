@@ -24,7 +24,7 @@ import difflib
 import inspect
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -154,6 +154,12 @@ class RoutingView(Protocol):
     def wire_size(self, meta: BundleMeta) -> int:
         """The bytes one transmission of ``meta`` from this node puts on a link (the stored
         bundle with this node's previous node block): what to plan and book contacts with."""
+        ...
+
+    def let_go(self, now: int) -> Iterator[str]:
+        """The IDs of bundles this node held and has let go of recently (delivered,
+        forwarded, dropped), newest first, leaving out those whose lifetime is over at
+        ``now``: what a neighbour need not send it again."""
         ...
 
 

@@ -2,8 +2,10 @@
 
 Every node gives a copy of every bundle to every neighbour that lacks it, so a bundle reaches
 its destination by the fastest path there is, paid for in copies and storage. To avoid
-sending what a neighbour already holds, the two routers swap *summary vectors* when a link
-comes up: the IDs of the bundles each holds. Until the neighbour's vector arrives (or
+sending what a neighbour already has, the two routers swap *summary vectors* when a link
+comes up: the IDs of the bundles each holds, then of those it let go of recently (delivered
+to it, handed on, dropped) while their lifetime lasts, so that a bundle is not sent again to
+the node it was delivered to at every later contact. Until the neighbour's vector arrives (or
 ``vector_wait_ms`` passes) only bundles for the neighbour itself are sent on the link. A
 bundle sent to a neighbour counts as held by it, and a bundle never goes back to the node it
 came from, so nothing is offered twice in one contact.
@@ -14,10 +16,8 @@ Summary vector (the control-message payload): the CBOR array ``[1, digests]``, w
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
 import cbor2
@@ -39,32 +39,18 @@ from dtncloud.routing.base import (
     Wait,
     default_registry,
 )
+from dtncloud.routing.digests import bundle_digest, known_ids, pack_digests, unpack_digests
 from dtncloud.store.base import BundleMeta
 
 __all__ = ["EpidemicRouter", "bundle_digest", "decode_summary", "encode_summary"]
 
-DIGEST_SIZE = 8
 _VERSION = 1
 _NOTHING: frozenset[bytes] = frozenset()
 
 
-# Cached: a node asks for the digests of everything it holds at every contact (its vector,
-# what each neighbour lacks), each ID many times over; hashing them again was a fifth of an
-# epidemic simulation. Bounded, as a daemon runs for ever; IDs are not secret.
-@lru_cache(maxsize=1 << 16)
-def bundle_digest(bundle_id: str) -> bytes:
-    """The 8-byte digest that stands for a bundle ID in summary vectors."""
-    return hashlib.blake2b(bundle_id.encode(), digest_size=DIGEST_SIZE).digest()
-
-
 def encode_summary(bundle_ids: Iterable[str], limit: int) -> bytes:
     """A summary vector of at most ``limit`` of ``bundle_ids``."""
-    digests: list[bytes] = []
-    for bundle_id in bundle_ids:
-        if len(digests) >= limit:
-            break
-        digests.append(bundle_digest(bundle_id))
-    return bytes(cbor2.dumps([_VERSION, b"".join(digests)]))
+    return bytes(cbor2.dumps([_VERSION, pack_digests(bundle_ids, limit)]))
 
 
 def decode_summary(payload: bytes, limit: int) -> set[bytes] | None:
@@ -72,11 +58,7 @@ def decode_summary(payload: bytes, limit: int) -> set[bytes] | None:
     item = decode_peer_cbor(payload, max_items=4)
     if not (isinstance(item, list) and len(item) == 2 and item[0] == _VERSION):
         return None
-    raw = item[1]
-    if not isinstance(raw, bytes) or len(raw) % DIGEST_SIZE:
-        return None
-    end = min(len(raw), limit * DIGEST_SIZE)
-    return {raw[i : i + DIGEST_SIZE] for i in range(0, end, DIGEST_SIZE)}
+    return unpack_digests(item[1], limit)
 
 
 class EpidemicRouter(Router):
@@ -140,7 +122,9 @@ class EpidemicRouter(Router):
 
     def route(self, meta: BundleMeta, view: RoutingView, now: int) -> Decision:
         link = direct_link(meta, view)
-        if link is not None:
+        if link is not None and not self.peer_knows(link, meta.bundle_id):
+            # straight to its destination, without waiting for the vector; once the vector
+            # says the destination has it, it goes nowhere on that link
             return Forward((link.link_id,), keep_copy=False)
         ready: list[str] = []
         until: int | None = None  # when the first link still waiting for a vector gives up
@@ -200,8 +184,8 @@ class EpidemicRouter(Router):
             self._awaiting[link.link_id] = (peer, now + self.vector_wait_ms)
         if any(lk.link_id != link.link_id for lk in view.links_to(peer)):
             return []  # a second link to a neighbour in contact: it has our vector
-        ids = (meta.bundle_id for meta in view.bundles())
-        return [ControlMessage(peer, link.link_id, encode_summary(ids, self.max_known))]
+        vector = encode_summary(known_ids(view, now), self.max_known)
+        return [ControlMessage(peer, link.link_id, vector)]
 
     def on_link_down(self, link: LinkInfo, view: RoutingView, now: int) -> None:
         self._awaiting.pop(link.link_id, None)

@@ -7,8 +7,12 @@ when B is the better bet: P(B, D) > P(A, D) (the GRTR strategy); bundles for B i
 go to B. Copies are kept, so PRoPHET is a pruned epidemic.
 
 When a link comes up the two routers swap their predictability tables as control messages:
-a CBOR map of node ID (text) to predictability (float), at most ``max_table`` entries, the
-highest first. Time comes only from ``now`` (DTN milliseconds); aging multiplies every value
+the CBOR array ``[table, digests]``, ``table`` a map of node ID (text) to predictability
+(float), at most ``max_table`` entries, the highest first, and ``digests`` the bundles the
+node holds or let go of recently (as epidemic's summary vectors, at most ``max_known``).
+Those are never sent to it: RFC 6693 has the receiver of a bundle offer decline what it
+has, and without this a bundle delivered to its destination would be sent there again at
+every contact. A bare table (without digests) is accepted too. Time comes only from ``now`` (DTN milliseconds); aging multiplies every value
 by ``gamma`` once per whole ``time_unit_ms`` elapsed.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections.abc import Iterable
 from typing import Any
 
 import cbor2
@@ -39,16 +44,22 @@ from dtncloud.routing.base import (
     default_registry,
     node_of,
 )
+from dtncloud.routing.digests import bundle_digest, known_ids, pack_digests, unpack_digests
 from dtncloud.store.base import BundleMeta
 
-__all__ = ["ProphetRouter", "decode_table", "encode_table"]
+__all__ = ["ProphetRouter", "decode_message", "decode_table", "encode_message", "encode_table"]
 
 
 def encode_table(table: dict[str, float], limit: int) -> bytes:
-    """The control-message form of ``table``: its ``limit`` highest entries as a CBOR map."""
+    """``table`` alone as a CBOR map of its ``limit`` highest entries (the message of a
+    node that sends no digests)."""
+    return bytes(cbor2.dumps(_highest(table, limit), canonical=True))
+
+
+def _highest(table: dict[str, float], limit: int) -> dict[str, float]:
     if len(table) > limit:
-        table = dict(heapq.nlargest(limit, table.items(), key=lambda item: item[1]))
-    return bytes(cbor2.dumps(table, canonical=True))
+        return dict(heapq.nlargest(limit, table.items(), key=lambda item: item[1]))
+    return table
 
 
 def decode_table(payload: bytes, limit: int) -> dict[str, float] | None:
@@ -57,7 +68,33 @@ def decode_table(payload: bytes, limit: int) -> dict[str, float] | None:
     Entries that are not text -> number in [0, 1] are skipped; decoding work is bounded by
     ``limit`` (a table more than four times larger is refused whole).
     """
-    item = decode_peer_cbor(payload, max_items=8 * limit + 1)
+    return _table_of(decode_peer_cbor(payload, max_items=8 * limit + 1), limit)
+
+
+def encode_message(
+    table: dict[str, float], known: Iterable[str], limit: int, max_known: int
+) -> bytes:
+    """The routing message: ``table`` (its ``limit`` highest entries) and the digests of
+    at most ``max_known`` of the ``known`` bundle IDs."""
+    digests = pack_digests(known, max_known)
+    return bytes(cbor2.dumps([_highest(table, limit), digests], canonical=True))
+
+
+def decode_message(
+    payload: bytes, limit: int, max_known: int
+) -> tuple[dict[str, float], set[bytes]] | None:
+    """A peer's table and the digests of what it has, or None if it is neither a message
+    nor a bare table (which has no digests)."""
+    item = decode_peer_cbor(payload, max_items=8 * limit + 4)
+    if isinstance(item, list) and len(item) == 2:
+        table = _table_of(item[0], limit)
+        digests = unpack_digests(item[1], max_known)
+        return None if table is None or digests is None else (table, digests)
+    table = _table_of(item, limit)
+    return None if table is None else (table, set())
+
+
+def _table_of(item: object, limit: int) -> dict[str, float] | None:
     if not isinstance(item, dict):
         return None
     table = {
@@ -65,9 +102,7 @@ def decode_table(payload: bytes, limit: int) -> dict[str, float] | None:
         for node, p in item.items()
         if isinstance(node, str) and type(p) in (int, float) and math.isfinite(p) and 0 <= p <= 1
     }
-    if len(table) > limit:
-        table = dict(heapq.nlargest(limit, table.items(), key=lambda entry: entry[1]))
-    return table
+    return _highest(table, limit)
 
 
 class ProphetRouter(Router):
@@ -75,8 +110,9 @@ class ProphetRouter(Router):
 
     Settings (RFC 6693 names in lower case): ``p_encounter_max`` 0.7, ``p_encounter_first``
     0.5, ``p_first_threshold`` 0.1, ``delta`` 0.01, ``beta`` 0.9, ``gamma`` 0.999 per
-    ``time_unit_ms`` 30000, ``i_typ_ms`` 1800000 (typical time between encounters), and
-    ``max_table`` 1000 (most nodes remembered, sent or accepted).
+    ``time_unit_ms`` 30000, ``i_typ_ms`` 1800000 (typical time between encounters),
+    ``max_table`` 1000 (most nodes remembered, sent or accepted), and ``max_known`` 50000
+    (most bundle digests sent or accepted in one message).
     """
 
     name = "prophet"
@@ -95,6 +131,7 @@ class ProphetRouter(Router):
         time_unit_ms: int = 30_000,
         i_typ_ms: int = 1_800_000,
         max_table: int = 1000,
+        max_known: int = 50_000,
         **params: Any,
     ) -> None:
         super().__init__(node_id, rng, **params)
@@ -116,11 +153,13 @@ class ProphetRouter(Router):
         self.time_unit_ms = check_int(n, "time_unit_ms", time_unit_ms, minimum=1)
         self.i_typ_ms = check_int(n, "i_typ_ms", i_typ_ms, minimum=1)
         self.max_table = check_int(n, "max_table", max_table, minimum=1)
+        self.max_known = check_int(n, "max_known", max_known, minimum=1)
         self._p: dict[str, float] = {}  # P(self, node)
         self._met_at: dict[str, int] = {}  # last encounter, for nodes in _p
         self._aged_at: int | None = None
         self._peer_tables: dict[str, dict[str, float]] = {}  # neighbours', this contact
         self._sent: dict[str, set[str]] = {}  # bundle IDs sent to each neighbour, this contact
+        self._has: dict[str, set[bytes]] = {}  # digests each neighbour said it has, this contact
 
     # -- predictabilities ---------------------------------------------------------------------
 
@@ -189,15 +228,22 @@ class ProphetRouter(Router):
         if peer is None or peer == meta.previous_node:
             return None
         table = self._peer_tables.get(peer)
-        if table is None or meta.bundle_id in self._sent.get(peer, ()):
+        if table is None or self._peer_has(peer, meta.bundle_id):
             return None
         dest = node_of(meta.destination)
         p_peer = table.get(dest, 0.0)
         return p_peer if p_peer > self._p.get(dest, 0.0) else None
 
+    def _peer_has(self, peer: str, bundle_id: str) -> bool:
+        """Whether ``peer`` has ``bundle_id``: sent to it this contact, or in its message."""
+        if bundle_id in self._sent.get(peer, ()):
+            return True
+        has = self._has.get(peer)
+        return has is not None and bundle_digest(bundle_id) in has
+
     def route(self, meta: BundleMeta, view: RoutingView, now: int) -> Decision:
         link = direct_link(meta, view)
-        if link is not None:
+        if link is not None and not self._peer_has(link.peer_node or "", meta.bundle_id):
             return Forward((link.link_id,), keep_copy=False)
         self._age(now)
         links = tuple(lk.link_id for lk in view.links() if self._better(lk, meta) is not None)
@@ -208,12 +254,11 @@ class ProphetRouter(Router):
         if peer is None:
             return []
         self._age(now)
-        sent = self._sent.get(peer, set())
         direct: list[str] = []
         ranked: list[tuple[float, str]] = []
         for meta in view.bundles():
             if node_of(meta.destination) == peer:
-                if meta.bundle_id not in sent:
+                if not self._peer_has(peer, meta.bundle_id):
                     direct.append(meta.bundle_id)
             elif (p := self._better(link, meta)) is not None:
                 ranked.append((p, meta.bundle_id))
@@ -241,22 +286,25 @@ class ProphetRouter(Router):
         self._age(now)
         self._encounter(peer, now)
         self._sent[peer] = set()
-        return [ControlMessage(peer, link.link_id, encode_table(self._p, self.max_table))]
+        message = encode_message(self._p, known_ids(view, now), self.max_table, self.max_known)
+        return [ControlMessage(peer, link.link_id, message)]
 
     def on_link_down(self, link: LinkInfo, view: RoutingView, now: int) -> None:
         peer = link.peer_node
         if peer is not None and not any(lk.link_id != link.link_id for lk in view.links_to(peer)):
             self._peer_tables.pop(peer, None)
             self._sent.pop(peer, None)
+            self._has.pop(peer, None)
 
     def on_control_message(
         self, peer_node: str, link_id: str | None, payload: bytes, view: RoutingView, now: int
     ) -> list[ControlMessage]:
         if peer_node not in self._sent or not view.links_to(peer_node):
             return []  # not in contact with that node: nothing to keep its table for
-        table = decode_table(payload, self.max_table)
-        if table is None:
+        message = decode_message(payload, self.max_table, self.max_known)
+        if message is None:
             return []
+        table, self._has[peer_node] = message
         self._age(now)
         self._peer_tables[peer_node] = table
         self._transitive(peer_node, table)

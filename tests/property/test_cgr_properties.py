@@ -156,6 +156,9 @@ class LinksUp:
     def wire_size(self, meta: BundleMeta) -> int:
         return meta.size  # as brute_force counts it
 
+    def let_go(self, now: int) -> Iterator[str]:
+        return iter(())
+
 
 @given(plans, destinations, st.integers(0, 3_000), sizes)
 def test_first_decision_follows_the_earliest_route(

@@ -10,7 +10,7 @@ Generic on purpose (any router's tests may use them) and kept stable::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import count
 
 from dtncloud.routing.base import LinkInfo, node_of
@@ -31,6 +31,8 @@ class FakeView:
         self.endpoints = set(endpoints)
         self._links: dict[str, LinkInfo] = {}
         self._bundles: dict[str, BundleMeta] = {}
+        #: (bundle ID, expiry) of bundles let go of, oldest first (see let_go)
+        self.gone: list[tuple[str, int]] = []
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -76,6 +78,9 @@ class FakeView:
 
     def wire_size(self, meta: BundleMeta) -> int:
         return meta.size  # these tests' bundles go on the link as stored
+
+    def let_go(self, now: int) -> Iterator[str]:
+        return (bundle_id for bundle_id, until in reversed(self.gone) if until > now)
 
     def is_local(self, eid: str) -> bool:
         return eid in self.endpoints or node_of(eid) == self.node_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,6 +70,9 @@ class FakeView:
 
     def wire_size(self, meta: BundleMeta) -> int:
         return meta.size + self._overhead
+
+    def let_go(self, now: int) -> Iterator[str]:
+        return iter(())
 
 
 def up(peer: str, max_bundle_size: int | None = None, link_id: str | None = None) -> LinkInfo:

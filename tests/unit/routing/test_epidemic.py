@@ -63,6 +63,20 @@ def test_link_up_sends_a_vector_and_waits_for_the_peers() -> None:
     assert router.route(x, view, 200) == Wait()
 
 
+def test_the_vector_lists_what_was_let_go_while_it_lives_after_what_is_held() -> None:
+    router, view = setup(max_known=4)
+    view.add_bundle(make_meta("held"))
+    # oldest first, with expiry times: the delivered one expires at 500
+    view.gone = [("old", 10_000), ("delivered", 500), ("dropped", 10_000), ("newest", 10_000)]
+    (message,) = router.on_link_up(view.add_link("l", B), view, 1_000)
+    # held first, then the newest let go; expired ones left out; cut at max_known
+    assert message.payload == encode_summary(["held", "newest", "dropped", "old"], 4)
+    (message,) = setup(max_known=3)[0].on_link_up(view.add_link("m", C), view, 1_000)
+    assert decode_summary(message.payload, 10) == {
+        bundle_digest(i) for i in ("held", "newest", "dropped")
+    }
+
+
 def test_without_a_vector_the_link_floods_after_the_wait() -> None:
     router, view = setup(vector_wait_ms=1000)
     x = view.add_bundle(make_meta("x", destination="dtn://d/1"))
@@ -152,3 +166,17 @@ def test_known_set_is_capped() -> None:
     for bundle_id in ("b3", "b4"):
         router.carry(make_meta(bundle_id), link, 0)
     assert router.select(link, view, 0) == []
+
+
+def test_a_destination_that_has_the_bundle_is_not_sent_it_again() -> None:
+    router, view = setup()
+    to_b = view.add_bundle(make_meta("for-b", destination="dtn://b/app"))
+    link = view.add_link("l", B)
+    router.on_link_up(link, view, 0)
+    router.on_control_message(B, "l", encode_summary(["for-b"], 10), view, 10)
+    assert router.route(to_b, view, 10) == Wait()
+    assert router.select(link, view, 10) == []
+    view.add_link("c", C)  # another neighbour lacks it: it goes there, a copy kept
+    router.on_link_up(view.link("c"), view, 20)  # type: ignore[arg-type]
+    router.on_control_message(C, "c", encode_summary([], 10), view, 30)
+    assert router.route(to_b, view, 30) == Forward(("c",), keep_copy=True)

@@ -12,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dtncloud.routing.base import ControlMessage, Forward, Wait
-from dtncloud.routing.prophet import ProphetRouter, decode_table, encode_table
+from dtncloud.routing.digests import bundle_digest
+from dtncloud.routing.prophet import (
+    ProphetRouter,
+    decode_message,
+    decode_table,
+    encode_message,
+    encode_table,
+)
 from tests.unit.routing.fakes import FakeView, make_meta
 
 A, B, C, D = "dtn://a/", "dtn://b/", "dtn://c/", "dtn://d/"
@@ -38,7 +45,8 @@ def test_first_encounter_sends_our_table() -> None:
     router, view = setup()
     link, messages = meet(router, view, B, 0)
     assert router.predictability(B, 0) == 0.5
-    assert messages == [ControlMessage(B, link.link_id, cbor2.dumps({B: 0.5}, canonical=True))]
+    payload = cbor2.dumps([{B: 0.5}, b""], canonical=True)  # no bundles: no digests
+    assert messages == [ControlMessage(B, link.link_id, payload)]
 
 
 def test_encounter_update_depends_on_time_since_last_meeting() -> None:
@@ -133,6 +141,33 @@ def test_table_messages_are_bounded_and_checked() -> None:
     }
     assert decode_table(cbor2.dumps([1, 2]), 10) is None
     assert decode_table(cbor2.dumps({f"n{i}": 0.5 for i in range(50)}), 2) is None
+
+
+def test_what_a_neighbour_says_it_has_is_not_sent_to_it() -> None:
+    router, view = setup()
+    link, _ = meet(router, view, B, 0)
+    for_b = view.add_bundle(make_meta("for-b", destination="dtn://b/app"))
+    for_d = view.add_bundle(make_meta("for-d", destination="dtn://d/app"))
+    # B holds for-d, and had for-b delivered to it a while ago
+    message = encode_message({D: 0.9}, ["for-d", "for-b"], 10, 10)
+    router.on_control_message(B, link.link_id, message, view, 0)
+    assert router.route(for_b, view, 0) == Wait()
+    assert router.route(for_d, view, 0) == Wait()  # B is the better bet, but has it
+    assert router.select(link, view, 0) == []
+
+
+def test_the_message_lists_what_is_held_then_what_was_let_go() -> None:
+    router, view = setup(max_known=2)
+    view.add_bundle(make_meta("held"))
+    view.gone = [("older", 10_000), ("expired", 5), ("newer", 10_000)]
+    _, messages = meet(router, view, B, 100)
+    assert decode_message(messages[0].payload, 10, 10) == (
+        {B: 0.5},
+        {bundle_digest("held"), bundle_digest("newer")},
+    )
+    assert decode_message(encode_table({C: 0.2}, 10), 10, 10) == ({C: 0.2}, set())  # bare
+    for bad in ([{}, b"1234567"], [{}, "x"], [1, b""], [{}, b"", 3]):
+        assert decode_message(cbor2.dumps(bad), 10, 10) is None
 
 
 def test_messages_outside_a_contact_are_ignored() -> None:
