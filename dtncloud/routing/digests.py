@@ -1,5 +1,10 @@
 """Bundle IDs as short digests, packed back to back: how routers tell a neighbour which
-bundles it need not be sent (epidemic's summary vectors, PRoPHET's tables)."""
+bundles it need not be sent (epidemic's and spray and wait's summary vectors, PRoPHET's
+tables).
+
+Summary vector (a control-message payload): the CBOR array ``[1, digests]``, where
+``digests`` is one byte string of 8-byte BLAKE2b digests of bundle ID strings, back to back.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,24 @@ import itertools
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
-from dtncloud.routing.base import RoutingView
+import cbor2
 
-__all__ = ["DIGEST_SIZE", "bundle_digest", "known_ids", "pack_digests", "unpack_digests"]
+from dtncloud.routing._common import decode_peer_cbor, peer_key
+from dtncloud.routing.base import ControlMessage, LinkInfo, RoutingView
+
+__all__ = [
+    "DIGEST_SIZE",
+    "NeighbourVectors",
+    "bundle_digest",
+    "decode_summary",
+    "encode_summary",
+    "known_ids",
+    "pack_digests",
+    "unpack_digests",
+]
 
 DIGEST_SIZE = 8
+_VERSION = 1
 
 
 # Cached: a node asks for the digests of everything it holds at every contact (its vector,
@@ -41,3 +59,82 @@ def unpack_digests(raw: object, limit: int) -> set[bytes] | None:
         return None
     end = min(len(raw), limit * DIGEST_SIZE)
     return {raw[i : i + DIGEST_SIZE] for i in range(0, end, DIGEST_SIZE)}
+
+
+def encode_summary(bundle_ids: Iterable[str], limit: int) -> bytes:
+    """A summary vector of at most ``limit`` of ``bundle_ids``."""
+    return bytes(cbor2.dumps([_VERSION, pack_digests(bundle_ids, limit)]))
+
+
+def decode_summary(payload: bytes, limit: int) -> set[bytes] | None:
+    """The digests of a summary vector (at most ``limit``), or None if it is not one."""
+    item = decode_peer_cbor(payload, max_items=4)
+    if not (isinstance(item, list) and len(item) == 2 and item[0] == _VERSION):
+        return None
+    return unpack_digests(item[1], limit)
+
+
+class NeighbourVectors:
+    """The summary vectors of the neighbours in contact: each link that comes up sends this
+    node's vector and waits up to ``wait_ms`` for the neighbour's (a neighbour that runs
+    another router sends none); what a vector lists is never sent to that neighbour. State
+    per neighbour lasts while a link to it is up."""
+
+    def __init__(self, wait_ms: int, max_known: int) -> None:
+        self.wait_ms = wait_ms
+        self.max_known = max_known
+        #: neighbour (peer_key) -> digests its vector listed, this contact
+        self._has: dict[str, set[bytes]] = {}
+        #: link ID -> (neighbour, time until which the link waits for its vector)
+        self._awaiting: dict[str, tuple[str, int]] = {}
+
+    def link_up(self, link: LinkInfo, view: RoutingView, now: int) -> list[ControlMessage]:
+        """This node's vector for ``link``'s neighbour (none for an unknown neighbour, or a
+        second link to one in contact already)."""
+        peer = link.peer_node
+        if peer is None:
+            return []
+        if self.wait_ms and peer not in self._has:
+            self._awaiting[link.link_id] = (peer, now + self.wait_ms)
+        if any(lk.link_id != link.link_id for lk in view.links_to(peer)):
+            return []
+        vector = encode_summary(known_ids(view, now), self.max_known)
+        return [ControlMessage(peer, link.link_id, vector)]
+
+    def link_down(self, link: LinkInfo, view: RoutingView) -> None:
+        self._awaiting.pop(link.link_id, None)
+        if link.peer_node is None or not any(
+            lk.link_id != link.link_id for lk in view.links_to(link.peer_node)
+        ):
+            self._has.pop(peer_key(link), None)
+
+    def heard(self, peer: str, payload: bytes, view: RoutingView) -> bool:
+        """Take ``peer``'s vector; False if it is none, or the contact is over."""
+        if not view.links_to(peer):
+            return False
+        digests = decode_summary(payload, self.max_known)
+        if digests is None:
+            return False
+        self._has[peer] = digests
+        for link_id in [lid for lid, (p, _) in self._awaiting.items() if p == peer]:
+            del self._awaiting[link_id]
+        return True
+
+    def has(self, link: LinkInfo, bundle_id: str) -> bool:
+        """Whether ``link``'s neighbour listed ``bundle_id`` in its vector."""
+        has = self._has.get(peer_key(link))
+        return has is not None and bundle_digest(bundle_id) in has
+
+    def waiting(self, link: LinkInfo) -> int | None:
+        """Until when ``link`` waits for its neighbour's vector, or None."""
+        pending = self._awaiting.get(link.link_id)
+        return None if pending is None else pending[1]
+
+    def get_timer(self) -> int | None:
+        if not self._awaiting:
+            return None
+        return min(at for _, at in self._awaiting.values())
+
+    def handle_timer(self, now: int) -> None:
+        for link_id in [lid for lid, (_, at) in self._awaiting.items() if at <= now]:
+            del self._awaiting[link_id]

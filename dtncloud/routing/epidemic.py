@@ -10,8 +10,7 @@ the node it was delivered to at every later contact. Until the neighbour's vecto
 bundle sent to a neighbour counts as held by it, and a bundle never goes back to the node it
 came from, so nothing is offered twice in one contact.
 
-Summary vector (the control-message payload): the CBOR array ``[1, digests]``, where
-``digests`` is one byte string of 8-byte BLAKE2b digests of bundle ID strings, back to back.
+Summary vectors are :mod:`dtncloud.routing.digests`'s.
 """
 
 from __future__ import annotations
@@ -20,11 +19,8 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-import cbor2
-
 from dtncloud.routing._common import (
     check_int,
-    decode_peer_cbor,
     direct_link,
     node_of_cached,
     peer_key,
@@ -39,26 +35,12 @@ from dtncloud.routing.base import (
     Wait,
     default_registry,
 )
-from dtncloud.routing.digests import bundle_digest, known_ids, pack_digests, unpack_digests
+from dtncloud.routing.digests import bundle_digest, decode_summary, encode_summary, known_ids
 from dtncloud.store.base import BundleMeta
 
 __all__ = ["EpidemicRouter", "bundle_digest", "decode_summary", "encode_summary"]
 
-_VERSION = 1
 _NOTHING: frozenset[bytes] = frozenset()
-
-
-def encode_summary(bundle_ids: Iterable[str], limit: int) -> bytes:
-    """A summary vector of at most ``limit`` of ``bundle_ids``."""
-    return bytes(cbor2.dumps([_VERSION, pack_digests(bundle_ids, limit)]))
-
-
-def decode_summary(payload: bytes, limit: int) -> set[bytes] | None:
-    """The digests of a summary vector (at most ``limit``), or None if it is not one."""
-    item = decode_peer_cbor(payload, max_items=4)
-    if not (isinstance(item, list) and len(item) == 2 and item[0] == _VERSION):
-        return None
-    return unpack_digests(item[1], limit)
 
 
 class EpidemicRouter(Router):

@@ -6,6 +6,12 @@ floor(n/2) in the binary variant, or a single one in the vanilla ("source") vari
 node keeps the rest. A node left with one copy *waits*: it hands the bundle only to the
 destination's node. Total copies never exceed L, so cost is bounded whatever the network.
 
+When a link comes up the two routers swap summary vectors (:mod:`dtncloud.routing.digests`:
+the bundles each holds or let go of recently), and wait up to ``vector_wait_ms`` for the
+neighbour's before spraying on the link: copies handed to a neighbour that has the bundle
+already would be lost with the duplicate it drops. Nothing a vector lists goes to that
+neighbour, the destination included.
+
 Wire and storage formats:
 
 - routing extension block (:data:`~dtncloud.routing.base.ROUTING_BLOCK_TYPE`): a CBOR
@@ -30,6 +36,7 @@ from dtncloud.routing._common import (
     setting_error,
 )
 from dtncloud.routing.base import (
+    ControlMessage,
     Decision,
     Forward,
     LinkInfo,
@@ -39,6 +46,7 @@ from dtncloud.routing.base import (
     default_registry,
     node_of,
 )
+from dtncloud.routing.digests import NeighbourVectors
 from dtncloud.store.base import BundleMeta
 
 __all__ = ["MAX_COPIES", "SprayAndWaitRouter"]
@@ -51,7 +59,8 @@ _MAX_CACHED_STATES = 1 << 17
 
 class SprayAndWaitRouter(Router):
     """Bounded replication: spray ``copies`` (default 8) copies, ``binary`` (default True)
-    halving them at each hand-over, then wait for the destination."""
+    halving them at each hand-over, then wait for the destination. ``vector_wait_ms``
+    (default 5000) and ``max_known`` (default 50000) are as epidemic's."""
 
     name = "spray_and_wait"
 
@@ -62,9 +71,15 @@ class SprayAndWaitRouter(Router):
         *,
         copies: int = 8,
         binary: bool = True,
+        vector_wait_ms: int = 5000,
+        max_known: int = 50_000,
         **params: Any,
     ) -> None:
         super().__init__(node_id, rng, **params)
+        self._vectors = NeighbourVectors(
+            check_int(self.name, "vector_wait_ms", vector_wait_ms, minimum=0),
+            check_int(self.name, "max_known", max_known, minimum=1),
+        )
         self.copies = check_int(self.name, "copies", copies, minimum=1)
         if self.copies > MAX_COPIES:
             raise setting_error(self.name, "copies", f"at most {MAX_COPIES}", copies)
@@ -176,7 +191,23 @@ class SprayAndWaitRouter(Router):
         self._release(meta.bundle_id, link.link_id)
         self._refused.setdefault(link.link_id, set()).add(meta.bundle_id)
 
+    def on_link_up(self, link: LinkInfo, view: RoutingView, now: int) -> list[ControlMessage]:
+        return self._vectors.link_up(link, view, now)
+
+    def on_control_message(
+        self, peer_node: str, link_id: str | None, payload: bytes, view: RoutingView, now: int
+    ) -> list[ControlMessage]:
+        self._vectors.heard(peer_node, payload, view)
+        return []
+
+    def get_timer(self) -> int | None:
+        return self._vectors.get_timer()
+
+    def handle_timer(self, now: int) -> None:
+        self._vectors.handle_timer(now)
+
     def on_link_down(self, link: LinkInfo, view: RoutingView, now: int) -> None:
+        self._vectors.link_down(link, view)
         # Promises stay until the engine reports each copy sent or failed (a copy may have
         # arrived even though the link is gone now), except for bundles no longer held.
         self._refused.pop(link.link_id, None)
@@ -196,11 +227,21 @@ class SprayAndWaitRouter(Router):
     # -- decisions ----------------------------------------------------------------------------
 
     def route(self, meta: BundleMeta, view: RoutingView, now: int) -> Decision:
+        vectors = self._vectors
         link = direct_link(meta, view)
-        if link is not None:
+        if link is not None and not vectors.has(link, meta.bundle_id):
             return Forward((link.link_id,), keep_copy=False)
-        links = tuple(lk.link_id for lk in view.links() if self._share(meta, lk) is not None)
-        return Forward(links, keep_copy=True) if links else Wait()
+        links: list[str] = []
+        until: int | None = None  # when the first link still waiting for a vector gives up
+        for lk in view.links():
+            if vectors.has(lk, meta.bundle_id):
+                continue
+            wait = vectors.waiting(lk)
+            if wait is not None:
+                until = wait if until is None else min(until, wait)
+            elif self._share(meta, lk) is not None:
+                links.append(lk.link_id)
+        return Forward(tuple(links), keep_copy=True) if links else Wait(until)
 
     def select(self, link: LinkInfo, view: RoutingView, now: int) -> list[str]:
         direct, spray = [], []
@@ -210,6 +251,8 @@ class SprayAndWaitRouter(Router):
         state = self.state
         destinations = self._destinations
         states = self._states
+        has = self._vectors.has
+        spraying = self._vectors.waiting(link) is None  # else only the direct ones, for now
         held = 0
         for meta in view.bundles():
             held += 1
@@ -217,7 +260,10 @@ class SprayAndWaitRouter(Router):
             if destination is None:
                 destination = self._node_of(meta.destination)
             if peer is not None and destination == peer:
-                direct.append(meta.bundle_id)
+                if not has(link, meta.bundle_id):
+                    direct.append(meta.bundle_id)
+            elif not spraying or has(link, meta.bundle_id):
+                continue
             elif meta.bundle_id not in reserved:
                 # Nothing promised: a waiting bundle (one copy) is not sprayed, and _share()
                 # would say so without doing anything; the cached state is read inline.

@@ -10,6 +10,7 @@ import cbor2
 import pytest
 
 from dtncloud.routing.base import Forward, LinkInfo, Wait
+from dtncloud.routing.digests import encode_summary
 from dtncloud.routing.spray_and_wait import MAX_COPIES, SprayAndWaitRouter
 from dtncloud.store.base import BundleMeta
 from tests.unit.routing.fakes import FakeView, make_meta
@@ -194,3 +195,38 @@ def test_promises_outlive_the_link_until_the_copy_is_reported() -> None:
     assert router.state(meta) == (4, (B,))
     assert router._reserved == {"x": {"lc": 2}}  # nothing left for the deleted bundle
     assert gone.bundle_id not in router._reserved
+
+
+# -- summary vectors ------------------------------------------------------------------------
+
+
+def test_a_new_link_waits_for_the_vector_and_nothing_it_lists_is_sent() -> None:
+    router, view = setup(copies=8, vector_wait_ms=1000)
+    meta = store(router, view, make_meta("x", destination="dtn://d/1"))
+    for_b = store(router, view, make_meta("for-b", destination="dtn://b/app"))
+    b = view.add_link("lb", B)
+    (message,) = router.on_link_up(b, view, 100)
+    assert message.payload == encode_summary(["x", "for-b"], 50_000)
+    assert router.get_timer() == 1100
+    assert router.route(meta, view, 100) == Wait(until=1100)  # no spraying before the vector
+    assert router.select(b, view, 100) == ["for-b"]  # what is for b goes at once
+    # b's vector: it has x already, and was given for-b earlier
+    router.on_control_message(B, "lb", encode_summary(["x", "for-b"], 10), view, 200)
+    assert router.get_timer() is None
+    assert router.route(meta, view, 200) == Wait()
+    assert router.route(for_b, view, 200) == Wait()
+    assert router.select(b, view, 200) == []
+    assert held(router, view) == 8  # no copies handed to a node that would drop them
+
+
+def test_without_a_vector_the_link_sprays_after_the_wait() -> None:
+    router, view = setup(copies=8, vector_wait_ms=1000)
+    meta = store(router, view, make_meta("x", destination="dtn://d/1"))
+    c = view.add_link("lc", C)
+    router.on_link_up(c, view, 0)
+    assert router.route(meta, view, 500) == Wait(until=1000)
+    router.handle_timer(1000)
+    assert router.route(meta, view, 1000) == Forward(("lc",), keep_copy=True)
+    view.remove_link("lc")
+    router.on_link_down(c, view, 2000)
+    assert router.get_timer() is None
