@@ -102,16 +102,22 @@ Known modelling differences between the ONE and dtncloud (explain most gaps):
    reached its destination (deleteDelivered = false); a dtncloud relay drops its copy once
    it hands it to the destination, and the destination never holds it. Overhead ratios
    differ accordingly.
-5. PRoPHET parameters. The ONE's ProphetRouter uses P_init 0.75, beta 0.25, gamma 0.98 per
-   secondsInTimeUnit (set to 30 s here) and the GRTRMax order; dtncloud's follows RFC 6693
-   (P_encounter_max 0.7, beta 0.9, gamma 0.999 per 30 s) and the CLI cannot change them.
-6. Full buffers. The ONE drops the oldest messages not being sent to make room; dtncloud
-   refuses the incoming bundle unless its drop-oldest buffer policy is used.
+5. PRoPHET. The ONE's ProphetRouter is the original PRoPHET (P_init 0.75, additive
+   transitivity, beta 0.25, gamma 0.98 per secondsInTimeUnit, set to 30 s here);
+   dtncloud's follows RFC 6693 (P_encounter_max 0.7, beta 0.9, gamma 0.999 per 30 s, the
+   larger of old and transitive value). --prophet-like-one gives dtncloud settings that
+   make its encounter and aging rules the ONE's (transitivity still differs).
+6. Full buffers. Both drop the oldest messages not being sent to make room (sim replay's
+   default buffer policy), but dtncloud never drops one that is being sent: when that is
+   the only way to make room it refuses the new bundle instead.
 7. Expiry. The ONE's TTL is whole minutes and checked every 60 s (a message can go up to a
    minute early or late); dtncloud's lifetime is exact to the millisecond.
 8. Relayed/started. The ONE counts every transfer that completed (relayed) or began
    (started), deliveries included; dtncloud counts the same for message bundles only
-   (control bundles are not counted).
+   (control bundles are not counted), and leaves out of relayed the copies a receiver
+   already had (reported as duplicates: a ONE host turns those away before the transfer,
+   dtncloud's learn of them from summary vectors, which can be out of date within a
+   contact).
 """
 
 
@@ -215,6 +221,23 @@ class RunSpec:
     copies: int
     seed: int
     update_interval: float
+    #: router settings for dtncloud (sim replay --param)
+    dtn_params: tuple[str, ...] = ()
+
+
+#: dtncloud PRoPHET settings under which its encounter rule, P += (1 - delta - P) * P_enc,
+#: and its aging are the ONE's P += (1 - P) * P_init and gamma per 30 s (P_enc is always
+#: p_encounter_max once i_typ_ms is 1 ms; nothing falls below a zero threshold).
+PROPHET_LIKE_ONE = (
+    "p_encounter_max=0.75",
+    "p_encounter_first=0.75",
+    "p_first_threshold=0.0",
+    "delta=0.0",
+    "i_typ_ms=1",
+    "beta=0.25",
+    "gamma=0.98",
+    "time_unit_ms=30000",
+)
 
 
 def one_settings(spec: RunSpec, contacts: Path, messages: Path, report_dir: Path) -> str:
@@ -321,6 +344,8 @@ def run_dtncloud(spec: RunSpec, contacts: Path, messages: Path, work: Path) -> d
     ]
     if spec.router == "spray_and_wait":
         command += ["--copies", str(spec.copies)]
+    for setting in spec.dtn_params:
+        command += ["--param", setting]
     if spec.rate is not None:
         command += ["--rate", str(spec.rate)]
     if spec.buffer is not None:
@@ -390,6 +415,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--until", type=float, help="end of the run, s (default: last event)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the traces and both runs")
     parser.add_argument("--update-interval", type=float, default=0.1, help="the ONE's step, s")
+    parser.add_argument(
+        "--dtn-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a router setting for dtncloud (sim replay --param), repeatable",
+    )
+    parser.add_argument(
+        "--prophet-like-one",
+        action="store_true",
+        help="give dtncloud's prophet the ONE's encounter and aging rules and parameters",
+    )
     traces = parser.add_argument_group("generated traces (unless --contacts-file)")
     traces.add_argument("--hosts", type=int, default=40)
     traces.add_argument("--contacts", type=int, default=3000)
@@ -467,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         copies=args.copies,
         seed=args.seed,
         update_interval=args.update_interval,
+        dtn_params=(*(PROPHET_LIKE_ONE if args.prophet_like_one else ()), *args.dtn_param),
     )
     ours = run_dtncloud(run, contacts, messages, work)
     if args.skip_one:
