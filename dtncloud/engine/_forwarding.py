@@ -20,13 +20,14 @@ from dtncloud.store.base import BundleMeta, Retention
 R = StatusReportReason
 
 _MUST_NOT_FRAGMENT = int(BundleFlag.MUST_NOT_FRAGMENT)
+_FORWARD_PENDING = int(Retention.FORWARD_PENDING)
 
 
 class ForwardingMixin(AgentBase):
     """The forwarding part of :class:`~dtncloud.engine.agent.BundleProtocolAgent`."""
 
     def _route(self, meta: BundleMeta, now: int) -> None:
-        if not meta.retention & Retention.FORWARD_PENDING:
+        if not int(meta.retention) & _FORWARD_PENDING:  # an int op: run for every bundle routed
             return
         flying = self._flights_of.get(meta.bundle_id)
         decision = self.router.route(meta, self._view, now)
