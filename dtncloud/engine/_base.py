@@ -123,9 +123,7 @@ class AgentBase:
             max_retransmit_ms=config.custody_max_retransmit_ms,
             signal_delay_ms=config.custody_signal_delay_ms,
         )
-        self._view = AgentView(
-            self._node, self._links, self._bundles, self.is_local, self._seen
-        )
+        self._view = AgentView(self._node, self._links, self._bundles, self.is_local, self._seen)
         self._known_blocks = _KNOWN_BLOCKS | {config.routing_block_type}
 
     def is_local(self, eid: str) -> bool:

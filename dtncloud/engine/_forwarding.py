@@ -283,6 +283,11 @@ class ForwardingMixin(AgentBase):
             bundle_age=None if creation_time else 0,
         )
         data = encode_bundle(bundle)
+        limit = self._links[link_id].max_bundle_size
+        if limit is not None and len(data) > limit:
+            # Never cut: the peer's router reads routing messages whole. Without it the
+            # routers go on as without a reply (a summary vector's wait runs out).
+            return
         transmission = self._next_transmission
         self._next_transmission += 1
         plan = TransmitPlan(node_id=self._node, received_at=now, inline=data, rewrite=False)

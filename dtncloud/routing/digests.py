@@ -23,6 +23,7 @@ __all__ = [
     "NeighbourVectors",
     "bundle_digest",
     "decode_summary",
+    "digests_for",
     "encode_summary",
     "known_ids",
     "pack_digests",
@@ -31,6 +32,9 @@ __all__ = [
 
 DIGEST_SIZE = 8
 _VERSION = 1
+#: Bytes of a routing message's bundle other than its digests: primary and payload blocks
+#: with two long-ish node IDs, the vector's CBOR heads, a PRoPHET table of a few entries.
+_MESSAGE_ROOM = 256
 
 
 # Cached: a node asks for the digests of everything it holds at every contact (its vector,
@@ -46,6 +50,17 @@ def known_ids(view: RoutingView, now: int) -> Iterator[str]:
     """What a neighbour need not send this node: the bundles it holds, then those it let
     go of recently and that still live, newest first (the ones to keep if cut short)."""
     return itertools.chain((meta.bundle_id for meta in view.bundles()), view.let_go(now))
+
+
+def digests_for(link: LinkInfo, max_known: int) -> int:
+    """How many digests a message on ``link`` may carry: ``max_known``, fewer on a link
+    that takes bundles of at most ``max_bundle_size`` bytes (with room for the bundle's
+    blocks and the rest of the message: the engine drops a routing message too big for
+    its link rather than cut it)."""
+    size = link.max_bundle_size
+    if size is None:
+        return max_known
+    return max(0, min(max_known, (size - _MESSAGE_ROOM) // DIGEST_SIZE))
 
 
 def pack_digests(bundle_ids: Iterable[str], limit: int) -> bytes:
@@ -98,8 +113,8 @@ class NeighbourVectors:
             self._awaiting[link.link_id] = (peer, now + self.wait_ms)
         if any(lk.link_id != link.link_id for lk in view.links_to(peer)):
             return []
-        vector = encode_summary(known_ids(view, now), self.max_known)
-        return [ControlMessage(peer, link.link_id, vector)]
+        limit = digests_for(link, self.max_known)
+        return [ControlMessage(peer, link.link_id, encode_summary(known_ids(view, now), limit))]
 
     def link_down(self, link: LinkInfo, view: RoutingView) -> None:
         self._awaiting.pop(link.link_id, None)

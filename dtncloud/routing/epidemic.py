@@ -35,7 +35,13 @@ from dtncloud.routing.base import (
     Wait,
     default_registry,
 )
-from dtncloud.routing.digests import bundle_digest, decode_summary, encode_summary, known_ids
+from dtncloud.routing.digests import (
+    bundle_digest,
+    decode_summary,
+    digests_for,
+    encode_summary,
+    known_ids,
+)
 from dtncloud.store.base import BundleMeta
 
 __all__ = ["EpidemicRouter", "bundle_digest", "decode_summary", "encode_summary"]
@@ -166,8 +172,8 @@ class EpidemicRouter(Router):
             self._awaiting[link.link_id] = (peer, now + self.vector_wait_ms)
         if any(lk.link_id != link.link_id for lk in view.links_to(peer)):
             return []  # a second link to a neighbour in contact: it has our vector
-        vector = encode_summary(known_ids(view, now), self.max_known)
-        return [ControlMessage(peer, link.link_id, vector)]
+        limit = digests_for(link, self.max_known)
+        return [ControlMessage(peer, link.link_id, encode_summary(known_ids(view, now), limit))]
 
     def on_link_down(self, link: LinkInfo, view: RoutingView, now: int) -> None:
         self._awaiting.pop(link.link_id, None)

@@ -44,7 +44,13 @@ from dtncloud.routing.base import (
     default_registry,
     node_of,
 )
-from dtncloud.routing.digests import bundle_digest, known_ids, pack_digests, unpack_digests
+from dtncloud.routing.digests import (
+    bundle_digest,
+    digests_for,
+    known_ids,
+    pack_digests,
+    unpack_digests,
+)
 from dtncloud.store.base import BundleMeta
 
 __all__ = ["ProphetRouter", "decode_message", "decode_table", "encode_message", "encode_table"]
@@ -286,7 +292,8 @@ class ProphetRouter(Router):
         self._age(now)
         self._encounter(peer, now)
         self._sent[peer] = set()
-        message = encode_message(self._p, known_ids(view, now), self.max_table, self.max_known)
+        known = digests_for(link, self.max_known)
+        message = encode_message(self._p, known_ids(view, now), self.max_table, known)
         return [ControlMessage(peer, link.link_id, message)]
 
     def on_link_down(self, link: LinkInfo, view: RoutingView, now: int) -> None:

@@ -267,3 +267,18 @@ def test_bundle_the_store_could_not_take_is_reported_deleted() -> None:
     assert len(reports) == 1
     record = read_admin_record(decode_bundle(reports[0].data))
     assert record.deleted.asserted and record.reason == StatusReportReason.DEPLETED_STORAGE
+
+
+def test_a_routing_message_never_exceeds_its_links_size_limit() -> None:
+    # A summary vector listing many bundles, on a link that takes 300-byte bundles: the
+    # router lists fewer, and what still would not fit is not sent at all (never cut).
+    for limit in (150, 300, 600):
+        router = default_registry.create("epidemic", node_id=NODE, rng=random.Random(0))
+        h = Harness()
+        h.router, h.agent = router, BundleProtocolAgent(EngineConfig(NODE), router)  # type: ignore[assignment]
+        for i in range(60):
+            h.settle(h.feed(inputs.BundleReceived(bundle_bytes(sequence=i), None)))
+        h.settle(h.feed(inputs.LinkUp("lb", "dtn://b/", max_bundle_size=limit)))
+        assert h.sent, "nothing sent"
+        for _, wire, _ in h.sent:
+            assert all(len(piece) <= limit for piece in wire), (limit, [len(w) for w in wire])
