@@ -9,9 +9,11 @@ lasting 30 s to 5 min at 250 kB/s, and ``--messages`` messages (default 10,000) 
 24 h lifetime.
 
 * ``spray_and_wait``: binary spray and wait with 8 copies, no buffer limit.
-* ``epidemic``: every node's store limited to ``--buffer`` bytes (default 5 MB). Epidemic
-  is far more work than spray and wait, so unless ``--full`` it runs on a scaled-down copy
-  of the scenario: ``--epidemic-nodes`` nodes (default 50) with contacts and messages
+* ``epidemic``: every node's store limited to ``--buffer`` bytes (default 5 MB), full
+  stores dropping their oldest bundles (``--buffer-policy``, default ``drop-oldest`` as the
+  ONE; ``refuse`` as dtnd). Epidemic is far more work than spray and wait (the full
+  scenario takes about half an hour here), so unless ``--full`` it runs on a scaled-down
+  copy of the scenario: ``--epidemic-nodes`` nodes (default 50) with contacts and messages
   scaled in proportion (the same contacts and messages per node). The output says which.
 * baseline: a bare ``heapq`` loop that pops as many ``(time, seq, function, argument)``
   events as the spray-and-wait run ran (the epidemic run with ``--only epidemic``), with
@@ -26,7 +28,8 @@ in under 5 minutes on a 2-core machine; reported as met/MISSED, never asserted.
 
     python benchmarks/bench_sim.py [--nodes N] [--messages N] [--contacts N] [--hours H]
                                    [--seed S] [--epidemic-nodes N | --full] [--buffer BYTES]
-                                   [--only ROUTER] [--quick] [--json FILE]
+                                   [--buffer-policy POLICY] [--only ROUTER] [--quick]
+                                   [--json FILE]
 
 Progress goes to stderr, the figures to stdout.
 """
@@ -67,13 +70,20 @@ def build(
     hours: float,
     seed: int,
     buffer_bytes: int | None,
+    buffer_policy: str = "refuse",
 ) -> Simulation:
     """The random-encounter scenario, all of it drawn from ``random.Random(seed)``."""
     rng = random.Random(seed)
     sim = Simulation(seed=seed)
     names = [f"n{i}" for i in range(nodes)]
     for name in names:
-        sim.add_node(name, router=router, router_params=params, buffer_bytes=buffer_bytes)
+        sim.add_node(
+            name,
+            router=router,
+            router_params=params,
+            buffer_bytes=buffer_bytes,
+            buffer_policy=buffer_policy,
+        )
     span = int(hours * HOUR_MS)
     for _ in range(contacts):
         a, b = rng.sample(names, 2)
@@ -168,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--buffer", type=int, default=5_000_000, help="epidemic's store quota")
     parser.add_argument(
+        "--buffer-policy",
+        choices=("drop-oldest", "refuse"),
+        default="drop-oldest",
+        help="what epidemic's full stores do (default: drop the oldest, as the ONE does)",
+    )
+    parser.add_argument(
         "--epidemic-nodes",
         type=int,
         default=None,
@@ -220,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             else f"{epi_nodes:,} nodes, contacts and messages scaled to {epi_contacts:,} and "
             f"{epi_messages:,} (--full for the whole scenario)"
         )
-        print(describe(f"epidemic ({args.buffer:,} B buffers)", epi, base_rate) + f" [{scope}]")
+        label = f"epidemic ({args.buffer:,} B buffers, {args.buffer_policy})"
+        print(describe(label, epi, base_rate) + f" [{scope}]")
     met = None if saw is None else saw["wall_s"] < TARGET_S
     if saw is not None:
         verdict = "met" if met else "MISSED"
@@ -245,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             figures["epidemic"] = epi | {
                 "ratio_to_baseline": epi["events_per_s"] / base_rate,
                 "buffer_bytes": args.buffer,
+                "buffer_policy": args.buffer_policy,
                 "scaled_down": epi_nodes != args.nodes,
             }
         args.json.write_text(json.dumps(figures, indent=2))
@@ -296,6 +314,7 @@ def run_epidemic(
             hours=args.hours,
             seed=args.seed,
             buffer_bytes=args.buffer,
+            buffer_policy=args.buffer_policy,
         ),
         until,
     )
