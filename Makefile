@@ -58,7 +58,15 @@ bench: venv
 	for script in benchmarks/*.py; do \
 	    [ -e "$$script" ] || continue; \
 	    echo "== $$script"; \
-	    $(BIN)/python "$$script"; \
+	    case "$$script" in \
+	    */compare_one.py) \
+	        if [ -z "$(ONE_CLASSES)" ]; then \
+	            echo "skipped: it needs a build of the ONE simulator (make bench ONE_CLASSES=DIR)"; \
+	            continue; \
+	        fi; \
+	        $(BIN)/python "$$script" --one-classes "$(ONE_CLASSES)";; \
+	    *) $(BIN)/python "$$script";; \
+	    esac; \
 	    ran=1; \
 	done; \
 	[ "$$ran" -eq 1 ] || echo "no benchmarks yet (benchmarks/*.py)"
