@@ -6,7 +6,8 @@ sending what a neighbour already has, the two routers swap *summary vectors* whe
 comes up: the IDs of the bundles each holds, then of those it let go of recently (delivered
 to it, handed on, dropped) while their lifetime lasts, so that a bundle is not sent again to
 the node it was delivered to at every later contact. Until the neighbour's vector arrives (or
-``vector_wait_ms`` passes) only bundles for the neighbour itself are sent on the link. A
+``vector_wait_ms`` passes) nothing is sent on the link, not even bundles for the neighbour
+itself: it may have had them delivered already. A
 bundle sent to a neighbour counts as held by it, and a bundle never goes back to the node it
 came from, so nothing is offered twice in one contact.
 
@@ -111,8 +112,12 @@ class EpidemicRouter(Router):
     def route(self, meta: BundleMeta, view: RoutingView, now: int) -> Decision:
         link = direct_link(meta, view)
         if link is not None and not self.peer_knows(link, meta.bundle_id):
-            # straight to its destination, without waiting for the vector; once the vector
-            # says the destination has it, it goes nowhere on that link
+            # Straight to its destination, once the destination's vector is in: it may list
+            # the bundle, delivered there already by another node (each holder would send
+            # it again otherwise, a duplicate per holder).
+            pending = self._awaiting.get(link.link_id)
+            if pending is not None:
+                return Wait(until=pending[1])
             return Forward((link.link_id,), keep_copy=False)
         ready: list[str] = []
         until: int | None = None  # when the first link still waiting for a vector gives up

@@ -117,8 +117,9 @@ class ProphetRouter(Router):
     Settings (RFC 6693 names in lower case): ``p_encounter_max`` 0.7, ``p_encounter_first``
     0.5, ``p_first_threshold`` 0.1, ``delta`` 0.01, ``beta`` 0.9, ``gamma`` 0.999 per
     ``time_unit_ms`` 30000, ``i_typ_ms`` 1800000 (typical time between encounters),
-    ``max_table`` 1000 (most nodes remembered, sent or accepted), and ``max_known`` 50000
-    (most bundle digests sent or accepted in one message).
+    ``max_table`` 1000 (most nodes remembered, sent or accepted), ``max_known`` 50000
+    (most bundle digests sent or accepted in one message), and ``table_wait_ms`` 5000 (how
+    long bundles for a new neighbour wait for its message, which may list them; 0: never).
     """
 
     name = "prophet"
@@ -138,6 +139,7 @@ class ProphetRouter(Router):
         i_typ_ms: int = 1_800_000,
         max_table: int = 1000,
         max_known: int = 50_000,
+        table_wait_ms: int = 5000,
         **params: Any,
     ) -> None:
         super().__init__(node_id, rng, **params)
@@ -160,6 +162,9 @@ class ProphetRouter(Router):
         self.i_typ_ms = check_int(n, "i_typ_ms", i_typ_ms, minimum=1)
         self.max_table = check_int(n, "max_table", max_table, minimum=1)
         self.max_known = check_int(n, "max_known", max_known, minimum=1)
+        self.table_wait_ms = check_int(n, "table_wait_ms", table_wait_ms, minimum=0)
+        #: link ID -> until when bundles for its neighbour wait for the neighbour's message
+        self._awaiting: dict[str, int] = {}
         self._p: dict[str, float] = {}  # P(self, node)
         self._met_at: dict[str, int] = {}  # last encounter, for nodes in _p
         self._aged_at: int | None = None
@@ -250,7 +255,9 @@ class ProphetRouter(Router):
     def route(self, meta: BundleMeta, view: RoutingView, now: int) -> Decision:
         link = direct_link(meta, view)
         if link is not None and not self._peer_has(link.peer_node or "", meta.bundle_id):
-            return Forward((link.link_id,), keep_copy=False)
+            # to the destination once its message is in: it may list the bundle
+            until = self._awaiting.get(link.link_id)
+            return Forward((link.link_id,), keep_copy=False) if until is None else Wait(until)
         self._age(now)
         links = tuple(lk.link_id for lk in view.links() if self._better(lk, meta) is not None)
         return Forward(links, keep_copy=True) if links else Wait()
@@ -292,6 +299,8 @@ class ProphetRouter(Router):
         self._age(now)
         self._encounter(peer, now)
         self._sent[peer] = set()
+        if self.table_wait_ms:
+            self._awaiting[link.link_id] = now + self.table_wait_ms
         known = digests_for(link, self.max_known)
         message = encode_message(self._p, known_ids(view, now), self.max_table, known)
         return [ControlMessage(peer, link.link_id, message)]
@@ -302,6 +311,7 @@ class ProphetRouter(Router):
             self._peer_tables.pop(peer, None)
             self._sent.pop(peer, None)
             self._has.pop(peer, None)
+        self._awaiting.pop(link.link_id, None)
 
     def on_control_message(
         self, peer_node: str, link_id: str | None, payload: bytes, view: RoutingView, now: int
@@ -312,10 +322,19 @@ class ProphetRouter(Router):
         if message is None:
             return []
         table, self._has[peer_node] = message
+        for lk in view.links_to(peer_node):
+            self._awaiting.pop(lk.link_id, None)
         self._age(now)
         self._peer_tables[peer_node] = table
         self._transitive(peer_node, table)
         return []
+
+    def get_timer(self) -> int | None:
+        return min(self._awaiting.values()) if self._awaiting else None
+
+    def handle_timer(self, now: int) -> None:
+        for link_id in [lid for lid, until in self._awaiting.items() if until <= now]:
+            del self._awaiting[link_id]
 
 
 default_registry.register(ProphetRouter)

@@ -10,7 +10,8 @@ When a link comes up the two routers swap summary vectors (:mod:`dtncloud.routin
 the bundles each holds or let go of recently), and wait up to ``vector_wait_ms`` for the
 neighbour's before spraying on the link: copies handed to a neighbour that has the bundle
 already would be lost with the duplicate it drops. Nothing a vector lists goes to that
-neighbour, the destination included.
+neighbour, the destination included, and nothing goes to the destination before its vector
+is in.
 
 Wire and storage formats:
 
@@ -230,7 +231,9 @@ class SprayAndWaitRouter(Router):
         vectors = self._vectors
         link = direct_link(meta, view)
         if link is not None and not vectors.has(link, meta.bundle_id):
-            return Forward((link.link_id,), keep_copy=False)
+            # to the destination once its vector is in (it may have the bundle already)
+            wait = vectors.waiting(link)
+            return Forward((link.link_id,), keep_copy=False) if wait is None else Wait(wait)
         links: list[str] = []
         until: int | None = None  # when the first link still waiting for a vector gives up
         for lk in view.links():

@@ -52,14 +52,14 @@ def test_link_up_sends_a_vector_and_waits_for_the_peers() -> None:
     messages = router.on_link_up(link, view, 100)
     assert messages == [ControlMessage(B, "l", encode_summary(["x", "for-b"], 50_000))]
     assert router.get_timer() == 1100
-    # Bundles for the peer itself go at once; the rest wait for its vector.
-    assert router.select(link, view, 100) == ["for-b", "x"]
-    assert router.route(to_b, view, 100) == Forward(("l",), keep_copy=False)
+    # Everything waits for its vector, even what is for the peer itself (it may have it).
+    assert router.route(to_b, view, 100) == Wait(until=1100)
     assert router.route(x, view, 100) == Wait(until=1100)
 
     router.on_control_message(B, "l", encode_summary(["x"], 10), view, 200)
     assert router.get_timer() is None
     assert router.select(link, view, 200) == ["for-b"]
+    assert router.route(to_b, view, 200) == Forward(("l",), keep_copy=False)
     assert router.route(x, view, 200) == Wait()
 
 

@@ -102,12 +102,13 @@ def test_grtr_forwards_to_the_better_neighbour() -> None:
     for_d = view.add_bundle(make_meta("for-d", destination="dtn://d/app"))
     for_c = view.add_bundle(make_meta("for-c", destination="dtn://c/app"))
     from_b = view.add_bundle(make_meta("from-b", destination="dtn://d/x", previous_node=B))
-    # Before tables arrive only the direct bundle moves.
-    assert router.select(link_c, view, 0) == ["for-c"]
-    assert router.route(for_c, view, 0) == Forward(("to-dtn://c/",), keep_copy=False)
+    # Before the tables arrive nothing moves, not even the bundle for c (c may have it).
+    assert router.route(for_c, view, 0) == Wait(until=5_000)
     assert router.route(for_d, view, 0) == Wait()
     router.on_control_message(B, link_b.link_id, encode_table({D: 0.6}, 10), view, 0)
     router.on_control_message(C, link_c.link_id, encode_table({D: 0.2}, 10), view, 0)
+    assert router.get_timer() is None
+    assert router.route(for_c, view, 0) == Forward(("to-dtn://c/",), keep_copy=False)
     assert router.predictability(D, 0) == pytest.approx(0.5 * 0.6 * 0.9)  # 0.27
     assert router.route(for_d, view, 0) == Forward((link_b.link_id,), keep_copy=True)
     assert router.select(link_b, view, 0) == ["for-d"]
@@ -141,6 +142,17 @@ def test_table_messages_are_bounded_and_checked() -> None:
     }
     assert decode_table(cbor2.dumps([1, 2]), 10) is None
     assert decode_table(cbor2.dumps({f"n{i}": 0.5 for i in range(50)}), 2) is None
+
+
+def test_without_a_message_bundles_for_the_neighbour_go_after_the_wait() -> None:
+    router, view = setup(table_wait_ms=1_000)
+    link, _ = meet(router, view, B, 0)
+    for_b = view.add_bundle(make_meta("for-b", destination="dtn://b/app"))
+    assert router.get_timer() == 1_000
+    assert router.route(for_b, view, 10) == Wait(until=1_000)
+    router.handle_timer(1_000)
+    assert router.get_timer() is None
+    assert router.route(for_b, view, 1_000) == Forward((link.link_id,), keep_copy=False)
 
 
 def test_what_a_neighbour_says_it_has_is_not_sent_to_it() -> None:
