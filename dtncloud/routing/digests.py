@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
 import cbor2
@@ -32,6 +33,7 @@ __all__ = [
 
 DIGEST_SIZE = 8
 _VERSION = 1
+_NOTHING: frozenset[bytes] = frozenset()
 #: Bytes of a routing message's bundle other than its digests: primary and payload blocks
 #: with two long-ish node IDs, the vector's CBOR heads, a PRoPHET table of a few entries.
 _MESSAGE_ROOM = 256
@@ -116,12 +118,16 @@ class NeighbourVectors:
         limit = digests_for(link, self.max_known)
         return [ControlMessage(peer, link.link_id, encode_summary(known_ids(view, now), limit))]
 
-    def link_down(self, link: LinkInfo, view: RoutingView) -> None:
+    def link_down(self, link: LinkInfo, view: RoutingView) -> bool:
+        """``link`` is down; True when it was the last to its neighbour, whose vector is
+        forgotten then."""
         self._awaiting.pop(link.link_id, None)
         if link.peer_node is None or not any(
             lk.link_id != link.link_id for lk in view.links_to(link.peer_node)
         ):
             self._has.pop(peer_key(link), None)
+            return True
+        return False
 
     def heard(self, peer: str, payload: bytes, view: RoutingView) -> bool:
         """Take ``peer``'s vector; False if it is none, or the contact is over."""
@@ -137,8 +143,12 @@ class NeighbourVectors:
 
     def has(self, link: LinkInfo, bundle_id: str) -> bool:
         """Whether ``link``'s neighbour listed ``bundle_id`` in its vector."""
-        has = self._has.get(peer_key(link))
-        return has is not None and bundle_digest(bundle_id) in has
+        return bundle_digest(bundle_id) in self.listed(peer_key(link))
+
+    def listed(self, key: str) -> AbstractSet[bytes]:
+        """The digests neighbour ``key`` (a :func:`peer_key`) listed: none before its
+        vector came."""
+        return self._has.get(key, _NOTHING)
 
     def waiting(self, link: LinkInfo) -> int | None:
         """Until when ``link`` waits for its neighbour's vector, or None."""
