@@ -8,6 +8,8 @@ from typing import Any
 
 import cbor2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dtncloud.routing.base import Forward, LinkInfo, Wait
 from dtncloud.routing.digests import encode_summary
@@ -230,3 +232,12 @@ def test_without_a_vector_the_link_sprays_after_the_wait() -> None:
     view.remove_link("lc")
     router.on_link_down(c, view, 2000)
     assert router.get_timer() is None
+
+
+@given(st.binary(max_size=80))
+def test_hostile_vectors_never_raise(payload: bytes) -> None:
+    router, view = setup()
+    link = view.add_link("l", B)
+    router.on_link_up(link, view, 0)
+    assert router.on_control_message(B, "l", payload, view, 0) == []
+    assert router.get_timer() in (None, 5_000)
