@@ -12,7 +12,8 @@ lasting 30 s to 5 min at 250 kB/s, and ``--messages`` messages (default 10,000) 
 * ``epidemic``: every node's store limited to ``--buffer`` bytes (default 5 MB), full
   stores dropping their oldest bundles (``--buffer-policy``, default ``drop-oldest`` as the
   ONE; ``refuse`` as dtnd). Epidemic is far more work than spray and wait (the full
-  scenario takes about half an hour here), so unless ``--full`` it runs on a scaled-down
+  scenario takes half an hour with ``refuse`` and well over an hour with ``drop-oldest``
+  here, and 6 to 8 GB of memory), so unless ``--full`` it runs on a scaled-down
   copy of the scenario: ``--epidemic-nodes`` nodes (default 50) with contacts and messages
   scaled in proportion (the same contacts and messages per node). The output says which.
 * baseline: a bare ``heapq`` loop that pops as many ``(time, seq, function, argument)``
