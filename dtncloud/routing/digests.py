@@ -22,6 +22,7 @@ from dtncloud.routing.base import ControlMessage, LinkInfo, RoutingView
 __all__ = [
     "DIGEST_SIZE",
     "NeighbourVectors",
+    "VectorHooks",
     "bundle_digest",
     "decode_summary",
     "digests_for",
@@ -163,3 +164,25 @@ class NeighbourVectors:
     def handle_timer(self, now: int) -> None:
         for link_id in [lid for lid, (_, at) in self._awaiting.items() if at <= now]:
             del self._awaiting[link_id]
+
+
+class VectorHooks:
+    """The router hooks of a router that swaps summary vectors through ``self._vectors``
+    (mixed in before :class:`~dtncloud.routing.base.Router`)."""
+
+    _vectors: NeighbourVectors
+
+    def on_link_up(self, link: LinkInfo, view: RoutingView, now: int) -> list[ControlMessage]:
+        return self._vectors.link_up(link, view, now)
+
+    def on_control_message(
+        self, peer_node: str, link_id: str | None, payload: bytes, view: RoutingView, now: int
+    ) -> list[ControlMessage]:
+        self._vectors.heard(peer_node, payload, view)
+        return []
+
+    def get_timer(self) -> int | None:
+        return self._vectors.get_timer()
+
+    def handle_timer(self, now: int) -> None:
+        self._vectors.handle_timer(now)

@@ -26,7 +26,6 @@ from dtncloud.routing._common import (
     peer_key,
 )
 from dtncloud.routing.base import (
-    ControlMessage,
     Decision,
     Forward,
     LinkInfo,
@@ -37,6 +36,7 @@ from dtncloud.routing.base import (
 )
 from dtncloud.routing.digests import (
     NeighbourVectors,
+    VectorHooks,
     bundle_digest,
     decode_summary,
     encode_summary,
@@ -48,7 +48,7 @@ __all__ = ["EpidemicRouter", "bundle_digest", "decode_summary", "encode_summary"
 _NOTHING: frozenset[bytes] = frozenset()
 
 
-class EpidemicRouter(Router):
+class EpidemicRouter(VectorHooks, Router):
     """Replicate every bundle to every neighbour that does not hold it.
 
     Settings: ``vector_wait_ms`` (default 5000), how long a new link waits for the peer's
@@ -150,24 +150,9 @@ class EpidemicRouter(Router):
 
     # -- links and summary vectors ------------------------------------------------------------
 
-    def on_link_up(self, link: LinkInfo, view: RoutingView, now: int) -> list[ControlMessage]:
-        return self._vectors.link_up(link, view, now)  # a link with no peer ID floods
-
     def on_link_down(self, link: LinkInfo, view: RoutingView, now: int) -> None:
         if self._vectors.link_down(link, view):
             self._sent_to.pop(peer_key(link), None)
-
-    def on_control_message(
-        self, peer_node: str, link_id: str | None, payload: bytes, view: RoutingView, now: int
-    ) -> list[ControlMessage]:
-        self._vectors.heard(peer_node, payload, view)
-        return []
-
-    def get_timer(self) -> int | None:
-        return self._vectors.get_timer()
-
-    def handle_timer(self, now: int) -> None:
-        self._vectors.handle_timer(now)
 
 
 default_registry.register(EpidemicRouter)

@@ -37,7 +37,6 @@ from dtncloud.routing._common import (
     setting_error,
 )
 from dtncloud.routing.base import (
-    ControlMessage,
     Decision,
     Forward,
     LinkInfo,
@@ -47,7 +46,7 @@ from dtncloud.routing.base import (
     default_registry,
     node_of,
 )
-from dtncloud.routing.digests import NeighbourVectors
+from dtncloud.routing.digests import NeighbourVectors, VectorHooks
 from dtncloud.store.base import BundleMeta
 
 __all__ = ["MAX_COPIES", "SprayAndWaitRouter"]
@@ -58,7 +57,7 @@ MAX_COPIES = 1 << 16
 _MAX_CACHED_STATES = 1 << 17
 
 
-class SprayAndWaitRouter(Router):
+class SprayAndWaitRouter(VectorHooks, Router):
     """Bounded replication: spray ``copies`` (default 8) copies, ``binary`` (default True)
     halving them at each hand-over, then wait for the destination. ``vector_wait_ms``
     (default 5000) and ``max_known`` (default 50000) are as epidemic's."""
@@ -191,21 +190,6 @@ class SprayAndWaitRouter(Router):
         # it refused), so it is not offered again on this link while the link is up.
         self._release(meta.bundle_id, link.link_id)
         self._refused.setdefault(link.link_id, set()).add(meta.bundle_id)
-
-    def on_link_up(self, link: LinkInfo, view: RoutingView, now: int) -> list[ControlMessage]:
-        return self._vectors.link_up(link, view, now)
-
-    def on_control_message(
-        self, peer_node: str, link_id: str | None, payload: bytes, view: RoutingView, now: int
-    ) -> list[ControlMessage]:
-        self._vectors.heard(peer_node, payload, view)
-        return []
-
-    def get_timer(self) -> int | None:
-        return self._vectors.get_timer()
-
-    def handle_timer(self, now: int) -> None:
-        self._vectors.handle_timer(now)
 
     def on_link_down(self, link: LinkInfo, view: RoutingView, now: int) -> None:
         self._vectors.link_down(link, view)
