@@ -25,7 +25,7 @@ from dtncloud.engine.listener import EngineListener
 from dtncloud.errors import ConfigError
 from dtncloud.routing.base import default_registry
 from dtncloud.sim.links import LinkModel, Network
-from dtncloud.sim.node import BUFFER_POLICIES, SimNode
+from dtncloud.sim.node import SimNode
 from dtncloud.sim.scheduler import Scheduler
 from dtncloud.sim.stats import SimStats
 from dtncloud.sim.tcpcl_link import session_config
@@ -103,9 +103,6 @@ class Simulation:
         default_registry.get(router)  # an unknown name: one line listing the known ones
         if buffer_bytes is not None and buffer_bytes < 0:
             raise ConfigError(f"node {node_id}: buffer_bytes must be >= 0 or None")
-        if buffer_policy not in BUFFER_POLICIES:
-            known = ", ".join(BUFFER_POLICIES)
-            raise ConfigError(f"node {node_id}: buffer_policy must be one of {known}")
         try:
             node = SimNode(
                 node_id,
@@ -120,7 +117,7 @@ class Simulation:
                 engine=engine,
                 listener=listener,
             )
-        except TypeError as exc:  # an engine setting that does not exist
+        except (TypeError, ConfigError) as exc:  # an engine setting that does not exist, ...
             raise ConfigError(f"node {node_id}: {exc}") from None
         self.nodes[node_id] = node
         node.start()
